@@ -1,0 +1,40 @@
+# cac-lightning: `make demo` (main job) and `make test`. Every target installs first when .venv is missing.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+
+.PHONY: install test test-slow demo lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+demo: $(STAMP)
+	$(BIN)/cac-train experiment=demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check cac_lightning tests benchmarks
+	$(BIN)/ruff format --check cac_lightning tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format cac_lightning tests benchmarks
+	$(BIN)/ruff check --fix cac_lightning tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_scoring.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache
