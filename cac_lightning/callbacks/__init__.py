@@ -1,1 +1,7 @@
-"""callbacks."""
+"""Lightning callbacks: scan-level Agatston evaluation, the paper's loss-gap stopping, overlay images."""
+
+from cac_lightning.callbacks.agatston import ScanAgatstonEvaluation
+from cac_lightning.callbacks.images import OverlayImageLogger
+from cac_lightning.callbacks.loss_gap import LossGapStopping
+
+__all__ = ["LossGapStopping", "OverlayImageLogger", "ScanAgatstonEvaluation"]

@@ -1,0 +1,100 @@
+"""``cac-train``: the Hydra training app.
+
+``cac-train experiment=demo``; ``cac-train -m model/net=unet,unetplusplus`` runs both;
+``cac-train ckpt_path=.../last.ckpt`` resumes. The run folder holds checkpoints,
+the CSV log, the offline W&B run and ``metrics.json`` (the end-of-run summary).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from cac_lightning.config import CONF_DIR
+
+__all__ = ["main", "train"]
+
+log = logging.getLogger("cac_lightning.train")
+
+
+def _instantiate_dict(cfg: DictConfig | None) -> list:
+    from hydra.utils import instantiate
+
+    if not cfg:
+        return []
+    return [instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def _finish_wandb() -> None:
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:
+        pass
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit (and test) the model described by ``cfg``; returns (metrics, objects)."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from cac_lightning.callbacks import ScanAgatstonEvaluation
+    from cac_lightning.evaluation.summary import summary_table, write_summary
+
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    loggers = _instantiate_dict(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+
+    if cfg.get("train"):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None and ckpt.best_model_score is not None:
+        metrics[f"best/{cfg.monitor}"] = float(ckpt.best_model_score)
+
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("no best checkpoint: testing the current weights")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        evaluator = next((c for c in callbacks if isinstance(c, ScanAgatstonEvaluation)), None)
+        if trainer.is_global_zero:
+            summary = write_summary(cfg.summary_path, metrics, evaluator, best)
+            print(summary_table(summary))
+    return metrics, objects
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from cac_lightning.errors import CACError
+
+    try:
+        metrics, _ = train(cfg)
+    except CACError as err:
+        print(f"cac-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        _finish_wandb()
+    name = cfg.get("optimized_metric")
+    value = metrics.get(f"best/{name}", metrics.get(name)) if name else None
+    return None if value is None or math.isnan(value) else value
+
+
+def main() -> None:
+    """Console entry point (Hydra parses the command line)."""
+    _hydra_main()
+
