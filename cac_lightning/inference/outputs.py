@@ -17,6 +17,16 @@ __all__ = ["write_overlays", "write_seg"]
 
 log = logging.getLogger(__name__)
 
+TYPE2_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+                  "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
+# SNOMED CT anatomic regions of the segments.
+VESSEL_CODES = {
+    "LM": "LeftMainCoronaryArtery",
+    "LAD": "AnteriorDescendingBranchOfLeftCoronaryArtery",
+    "CX": "CircumflexCoronaryArtery",
+    "RCA": "RightCoronaryArtery",
+}
+
 
 def _figure(width_px: int, height_px: int):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -96,16 +106,20 @@ def write_seg(path: Path, vol: Volume, labels: np.ndarray) -> Path:
     if not files:
         raise InputError(f"{vol.scan_id}: --seg needs a DICOM series input")
     sources = [pydicom.dcmread(f) for f in files]
+    for ds in sources:  # type-2 attributes highdicom copies must be present (possibly empty)
+        for kw in TYPE2_KEYWORDS:
+            if kw not in ds:
+                setattr(ds, kw, "")
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=i,
             segment_label=f"{v} calcium",
             segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-            segmented_property_type=codes.SCT.Calcification,
+            segmented_property_type=codes.SCT.CalcifiedAtheromatousPlaque,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=hd.AlgorithmIdentificationSequence(
                 name="cac-lightning", version="0.1.0", family=codes.DCM.ArtificialIntelligence),
-            anatomic_regions=None,
+            anatomic_regions=[getattr(codes.SCT, VESSEL_CODES[v])],
         )
         for i, v in enumerate(VESSELS, start=1)
     ]
