@@ -10,6 +10,7 @@ loading a checkpoint never runs code from it.
 from __future__ import annotations
 
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,12 @@ def load_model(path: str | Path, device: str | None = "auto") -> LoadedModel:
         raise InputError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f" such as {found.group(1)}" if found else ""
+        raise InputError(f"{path}: not a loadable checkpoint: it holds objects{what} that "
+                         "weights-only loading refuses (a checkpoint never runs code)") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{path}: not a loadable checkpoint ({first[:200]})") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
