@@ -1,0 +1,242 @@
+"""CACDataModule end to end on a tiny manifest of SimpleITK volumes."""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from collections import Counter
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from cac_lightning.data.datamodule import CACDataModule
+from cac_lightning.data.manifest import ManifestRow, write_manifest
+from cac_lightning.data.transforms import make_input
+from cac_lightning.errors import InputError
+
+SIZE, NZ = 32, 6
+# scan id -> (patient, split, slices with calcium)
+COHORT = {
+    "a": ("P1", "train", [1, 2]),
+    "b": ("P2", "train", [3]),
+    "c": ("P3", "val", [2]),
+    "d": ("P4", "test", [0, 5]),
+    "e": ("P5", "test_zero", []),
+}
+
+
+def _write(arr: np.ndarray, path) -> None:
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.6, 0.6, 3.0))
+    sitk.WriteImage(img, str(path))
+
+
+def write_cohort(root, cohort=COHORT):
+    """Tiny scans (NZ x SIZE x SIZE): tissue, unlabelled bone, labelled calcium; manifest."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, (sid, (pid, split, zs)) in enumerate(cohort.items()):
+        rng = np.random.default_rng(k)
+        hu = rng.integers(-60, 80, size=(NZ, SIZE, SIZE)).astype(np.int16)
+        hu[:, 2:6, 20:28] = 800
+        labels = np.zeros(hu.shape, dtype=np.uint8)
+        for z in zs:
+            hu[z, 12:15, 4:8] = 350
+            labels[z, 12:15, 4:8] = 1 + (z + k) % 4
+        _write(hu, root / f"{sid}.nii.gz")
+        _write(labels, root / f"{sid}_label.nii.gz")
+        rows.append(
+            ManifestRow(
+                sid,
+                pid,
+                root / f"{sid}.nii.gz",
+                root / f"{sid}_label.nii.gz",
+                split,
+                {"total": {"agatston": 10.0 * len(zs)}},
+            )
+        )
+    write_manifest(root, rows)
+    return rows
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    write_cohort(tmp_path / "data")
+    return tmp_path / "data"
+
+
+def test_end_to_end_batches(data_dir):
+    dm = CACDataModule(str(data_dir), batch_size=4, augment={"p": 1.0}, seed=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    batches = list(loader)
+    # default epoch: 2 x 3 positive training slices = 6 -> batches of 4 and 2
+    assert [len(b["scan"]) for b in batches] == [4, 2]
+    b = batches[0]
+    assert b["image"].shape == (4, 2, SIZE, SIZE) and b["image"].dtype == torch.float32
+    assert b["target"].shape == (4, SIZE, SIZE) and b["target"].dtype == torch.int64
+    assert set(b) == {"image", "target", "scan", "slice"}
+    positive = sum(int((bb["target"] > 0).flatten(1).any(1).sum()) for bb in batches)
+    assert positive == 3  # exactly half of the epoch, kept by augmentation
+    assert [s.scan_id for s in dm.scans("train")] == ["a", "b"]
+
+
+def test_val_and_test_are_not_augmented(data_dir):
+    dm = CACDataModule(str(data_dir), batch_size=2, augment={"p": 1.0, "noise_sd": 50.0}, seed=0)
+    dm.setup()
+    scan = dm.scans("val")[0]
+    val = dm.val_dataloader()
+    items = [(int(s), int(z)) for b in val for s, z in zip(b["scan"], b["slice"], strict=True)]
+    assert len(items) == 2 and Counter(bool(scan.positive[z]) for _, z in items)[True] == 1
+    for b in val:
+        for i, z in enumerate(b["slice"].tolist()):
+            ref = make_input(np.asarray(scan.hu[z])[None], dm.window, dm.threshold_hu)[0]
+            assert torch.equal(b["image"][i], ref)
+            assert torch.equal(b["target"][i], torch.from_numpy(scan.labels[z].astype(np.int64)))
+    before = list(val.sampler)
+    val.sampler.set_epoch(3)  # Lightning does this each epoch: the val draw stays fixed
+    assert list(val.sampler) == before
+    test = list(dm.test_dataloader())
+    assert [z for b in test for z in b["slice"].tolist()] == list(range(NZ))
+    assert torch.equal(test[0]["image"][0], make_input(dm.scans("test")[0].hu[0])[0])
+
+
+def test_crop_for_training_only(data_dir):
+    dm = CACDataModule(str(data_dir), batch_size=2, crop=16, augment={"p": 0.5})
+    dm.setup()
+    tb = next(iter(dm.train_dataloader()))
+    assert tb["image"].shape == (2, 2, 16, 16) and tb["target"].shape == (2, 16, 16)
+    assert next(iter(dm.val_dataloader()))["image"].shape == (2, 2, SIZE, SIZE)
+    with pytest.raises(InputError, match="crop 64 is larger"):
+        CACDataModule(str(data_dir), crop=64).setup()
+
+
+def test_scans_for_scoring(data_dir):
+    dm = CACDataModule(str(data_dir))
+    zero = dm.scans("test_zero")  # sets up lazily
+    assert [s.scan_id for s in zero] == ["e"] and zero[0].ref == {"total": {"agatston": 0.0}}
+    d = dm.scans("test")[0]
+    assert d.hu.dtype == np.int16 and d.labels.dtype == np.uint8 and d.hu.shape == (NZ, SIZE, SIZE)
+    assert d.geometry.pixel_spacing == pytest.approx((0.6, 0.6)) and d.kvp is None
+    with pytest.raises(InputError, match="unknown split"):
+        dm.scans("training")
+
+
+def test_patient_in_two_splits_is_refused(tmp_path):
+    cohort = dict(COHORT, c=("P1", "val", [2]))
+    write_cohort(tmp_path / "data", cohort)
+    with pytest.raises(InputError, match=r"patient P1 appears in splits \['train', 'val'\]"):
+        CACDataModule(str(tmp_path / "data")).setup()
+
+
+def test_missing_manifest_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no manifest"):
+        CACDataModule(str(tmp_path / "empty")).prepare_data()
+
+
+def test_synthetic_cohort_generated_once(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_generate(out_dir, n_scans, *, seed=0, size=512, **options):
+        calls.append((n_scans, seed, size))
+        write_cohort(out_dir)
+        return out_dir / "manifest.csv"
+
+    fake = types.ModuleType("cac_lightning.data.synthetic")
+    fake.generate_cohort = fake_generate
+    monkeypatch.setitem(sys.modules, "cac_lightning.data.synthetic", fake)
+    kwargs = {"synthetic": {"n_scans": 5, "seed": 3, "size": SIZE}, "batch_size": 2}
+    CACDataModule(str(tmp_path / "syn"), **kwargs).prepare_data()
+    dm = CACDataModule(str(tmp_path / "syn"), **kwargs)
+    dm.prepare_data()
+    assert calls == [(5, 3, SIZE)]  # reused the second time
+    dm.setup()
+    assert len(dm.scans("train")) == 2 and (tmp_path / "syn" / ".cache").is_dir()
+
+
+def test_real_synthetic_generator(tmp_path):
+    synth = pytest.importorskip("cac_lightning.data.synthetic")
+    if not hasattr(synth, "generate_cohort"):
+        pytest.skip("generate_cohort not available")
+    dm = CACDataModule(
+        str(tmp_path / "syn"),
+        synthetic={"n_scans": 5, "seed": 0, "size": 64},
+        batch_size=2,
+        augment={"p": 1.0},
+    )
+    dm.prepare_data()
+    dm.setup()
+    b = next(iter(dm.train_dataloader()))
+    assert b["image"].shape == (2, 2, 64, 64) and b["target"].dtype == torch.int64
+    assert b["target"].max() <= 4
+
+
+class _Tiny(pl.LightningModule):
+    """A 1x1 conv that records what each training epoch drew."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Conv2d(2, 5, 1)
+        self.seen: dict[int, list[tuple[int, int]]] = {}
+
+    def training_step(self, batch, batch_idx):
+        keys = list(zip(batch["scan"].tolist(), batch["slice"].tolist(), strict=True))
+        self.seen.setdefault(self.current_epoch, []).extend(keys)
+        return torch.nn.functional.cross_entropy(self.net(batch["image"]), batch["target"])
+
+    def validation_step(self, batch, batch_idx):
+        return None
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_lightning_sets_the_sampler_epoch(data_dir):
+    dm = CACDataModule(str(data_dir), batch_size=2, samples_per_epoch=12, seed=1)
+    model = _Tiny()
+    trainer = pl.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        devices=1,
+        use_distributed_sampler=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+    )
+    trainer.fit(model, datamodule=dm)
+    assert trainer.train_dataloader.sampler.epoch == 2
+    assert len(model.seen) == 3 and all(len(v) == 12 for v in model.seen.values())
+    assert model.seen[0] != model.seen[1] != model.seen[2]  # a new draw each epoch
+    assert math.isclose(sum(dm.scans("train")[s].positive[z] for s, z in model.seen[1]), 6)
+
+
+def test_worker_processes_give_the_same_batches(data_dir):
+    kwargs = {"batch_size": 3, "augment": {"p": 1.0}, "crop": 24, "seed": 4}
+    ref = list(CACDataModule(str(data_dir), **kwargs).train_dataloader())
+    par = list(CACDataModule(str(data_dir), num_workers=2, **kwargs).train_dataloader())
+    assert len(ref) == len(par) == 2
+    for a, b in zip(ref, par, strict=True):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["target"], b["target"])
+
+
+def test_instantiates_from_the_hydra_data_config(data_dir):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from cac_lightning.config import CONF_DIR
+
+    cfg = OmegaConf.load(f"{CONF_DIR}/data/synthetic.yaml")
+    cfg.data_dir, cfg.synthetic, cfg.seed, cfg.num_workers = str(data_dir), None, 0, 0
+    dm = instantiate(cfg)
+    assert isinstance(dm, CACDataModule) and dm.augment is not None and dm.window == (-1024, 2048)
+    dm.setup()
+    b = next(iter(dm.train_dataloader()))
+    assert b["image"].shape == (cfg.batch_size, 2, SIZE, SIZE)

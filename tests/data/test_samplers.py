@@ -1,0 +1,113 @@
+"""BalancedSliceSampler: exact balance, DDP shares, epochs, seeds."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from cac_lightning.data.samplers import BalancedSliceSampler
+from cac_lightning.errors import InputError
+
+# 10 positive slices among 100
+POSITIVE = np.zeros(100, dtype=bool)
+POSITIVE[::10] = True
+
+
+@pytest.mark.parametrize(
+    ("pos_fraction", "num_samples", "n_pos"),
+    [(0.5, 40, 20), (0.25, 40, 10), (0.5, 41, 21), (0.25, 42, 11), (0.5, None, 10)],
+)
+def test_exact_balance(pos_fraction, num_samples, n_pos):
+    s = BalancedSliceSampler(POSITIVE, num_samples=num_samples, pos_fraction=pos_fraction)
+    idx = list(s)
+    expected_len = num_samples or 20  # default: 2 x positive slices
+    assert len(idx) == len(s) == expected_len
+    assert sum(POSITIVE[i] for i in idx) == n_pos
+
+
+def test_oversampling_spreads_evenly():
+    s = BalancedSliceSampler(POSITIVE, num_samples=100)
+    counts = Counter(i for i in s if POSITIVE[i])
+    # 50 positive draws over 10 positive slices: each exactly 5 times
+    assert sorted(counts) == list(range(0, 100, 10)) and set(counts.values()) == {5}
+    neg = [i for i in s if not POSITIVE[i]]
+    assert len(set(neg)) == 50  # 50 of 90 negatives, none repeated
+
+
+def test_two_ranks_disjoint_complete_equal():
+    full = BalancedSliceSampler(
+        POSITIVE, num_samples=40, seed=3, num_replicas=1, rank=0, with_seeds=True
+    )
+    shares = [
+        list(
+            BalancedSliceSampler(
+                POSITIVE, num_samples=40, seed=3, num_replicas=2, rank=r, with_seeds=True
+            )
+        )
+        for r in range(2)
+    ]
+    assert len(shares[0]) == len(shares[1]) == 20
+    whole = list(full)
+    # the item seeds identify draw positions: disjoint shares that cover the draw
+    assert not {k for _, k in shares[0]} & {k for _, k in shares[1]}
+    assert Counter(shares[0] + shares[1]) == Counter(whole)
+
+
+def test_ranks_pad_to_equal_length():
+    shares = [
+        len(BalancedSliceSampler(POSITIVE, num_samples=41, num_replicas=2, rank=r))
+        for r in range(2)
+    ]
+    assert shares == [21, 21]
+
+
+def test_epochs_differ_seed_reproduces():
+    a = BalancedSliceSampler(POSITIVE, seed=7)
+    b = BalancedSliceSampler(POSITIVE, seed=7)
+    e0 = list(a)
+    assert e0 == list(b)
+    a.set_epoch(1)
+    e1 = list(a)
+    assert e1 != e0
+    b.set_epoch(1)
+    assert list(b) == e1
+    assert list(BalancedSliceSampler(POSITIVE, seed=8)) != e0
+
+
+def test_fixed_draw_ignores_set_epoch():
+    s = BalancedSliceSampler(POSITIVE, seed=1, reshuffle=False)
+    e0 = list(s)
+    s.set_epoch(5)
+    assert list(s) == e0
+
+
+def test_seeds_differ_for_repeated_slices():
+    s = BalancedSliceSampler(POSITIVE, num_samples=100, with_seeds=True)
+    pairs = list(s)
+    seeds_of_first = [k for i, k in pairs if i == 0]
+    assert len(seeds_of_first) == 5 and len(set(seeds_of_first)) == 5
+
+
+def test_all_negative_is_an_error_or_explicit_fallback():
+    none = np.zeros(12, dtype=bool)
+    with pytest.raises(InputError, match="no positive"):
+        BalancedSliceSampler(none)
+    s = BalancedSliceSampler(none, allow_missing_class=True)
+    assert sorted(s) == list(range(12))
+    # pos_fraction 0 needs no positives
+    assert len(list(BalancedSliceSampler(none, num_samples=6, pos_fraction=0.0))) == 6
+
+
+def test_all_positive_is_an_error():
+    with pytest.raises(InputError, match="no negative"):
+        BalancedSliceSampler(np.ones(5, dtype=bool))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"pos_fraction": 1.5}, {"num_samples": 0}, {"num_replicas": 2, "rank": 2}]
+)
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        BalancedSliceSampler(POSITIVE, **kwargs)
