@@ -36,3 +36,34 @@ def pydicom_test_files() -> Path:
     from pydicom.data import get_testdata_file
 
     return Path(get_testdata_file("CT_small.dcm")).parent
+
+
+def compose_train(root: Path, overrides: list[str] | None = None):
+    """The train config as `cac-train` would compose it, with paths under ``root``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from cac_lightning.config import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="train", return_hydra_config=True,
+                      overrides=["experiment=smoke", *(overrides or [])])
+        HydraConfig().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.root_dir = str(root)
+            cfg.paths.output_dir = str(root / "out")
+            cfg.paths.data_dir = str(root / "data")
+            cfg.paths.log_dir = str(root / "logs")
+    return cfg
+
+
+@pytest.fixture
+def train_cfg(tmp_path):
+    """``train_cfg(overrides, root=tmp_path)`` -> composed train config."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    yield lambda overrides=None, root=None: compose_train(root or tmp_path, overrides)
+    GlobalHydra.instance().clear()

@@ -105,7 +105,8 @@ def test_data_options_instantiate(train_cfg, data, tmp_path):
         overrides.append(f"data.data_dir={tmp_path / 'ds'}")
     cfg = train_cfg(overrides)
     dm = instantiate(cfg.data)
-    assert dm.hparams.batch_size == cfg.data.batch_size if hasattr(dm, "hparams") else True
+    assert dm.batch_size == cfg.data.batch_size
+    assert dm.hparams.window == list(cfg.data.window)
 
 
 def test_hparams_search_and_launcher_compose(train_cfg):

@@ -1,0 +1,97 @@
+"""Scan-level Agatston callback on a stub model with a known error; the loss-gap stopping rule."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from cac_lightning.callbacks import LossGapStopping, ScanAgatstonEvaluation
+from cac_lightning.io.volume import Geometry
+
+GEOM = Geometry(shape=(3, 32, 32), pixel_spacing=(0.5, 0.5), slice_spacing=3.0)
+
+
+def _scans():
+    a_hu = np.full((3, 32, 32), 40, np.int16)
+    a_lab = np.zeros(a_hu.shape, np.uint8)
+    a_hu[1, 4:8, 4:8] = 450  # LAD lesion: 4 mm², weight 4 -> 16
+    a_lab[1, 4:8, 4:8] = 2
+    a_hu[2, 20:24, 20:28] = 600  # bone, unlabelled: 8 mm², weight 4 -> 32
+    b_hu = np.full((3, 32, 32), 40, np.int16)
+    b_lab = np.zeros(b_hu.shape, np.uint8)
+    b_hu[0, 10:12, 10:14] = 250  # RCA lesion: 2 mm², weight 2 -> 4
+    b_lab[0, 10:12, 10:14] = 4
+    return [SimpleNamespace(scan_id=f"s{i}", hu=h, labels=lab, geometry=GEOM, kvp=120.0,
+                            mass_factor=None)
+            for i, (h, lab) in enumerate([(a_hu, a_lab), (b_hu, b_lab)])]
+
+
+class StubData(L.LightningDataModule):
+    def scans(self, split):
+        return _scans() if split == "val" else []
+
+    def val_dataloader(self):
+        return torch.utils.data.DataLoader([torch.zeros(1)], batch_size=1)
+
+
+class AlwaysLAD(L.LightningModule):
+    """Predicts LAD wherever the >= 130 HU channel is on."""
+
+    def __init__(self):
+        super().__init__()
+        self.save_hyperparameters({"input": {"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+                                   "scoring": {}})
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 5, *x.shape[2:])
+        logits[:, 2] = x[:, 1] * 10.0
+        return logits
+
+    def validation_step(self, batch, batch_idx):
+        return None
+
+
+def test_agatston_callback_known_error():
+    cb = ScanAgatstonEvaluation(batch_size=2)
+    trainer = L.Trainer(accelerator="cpu", logger=False, callbacks=[cb],
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.validate(AlwaysLAD(), datamodule=StubData())
+    m = trainer.callback_metrics
+    assert float(m["val/agatston_mae"]) == pytest.approx(16.0)  # (|48-16| + |4-4|) / 2
+    assert float(m["val/agatston_mae_LAD"]) == pytest.approx(18.0)  # (32 + 4) / 2
+    assert float(m["val/agatston_mae_RCA"]) == pytest.approx(2.0)
+    assert float(m["val/agatston_mae_LM"]) == 0.0
+    res = {r["scan_id"]: r for r in cb.results["val"]}
+    assert res["s0"]["ref"]["total"] == pytest.approx(16.0)
+    assert res["s0"]["pred"]["total"] == pytest.approx(48.0)
+    assert res["s1"]["pred"]["LAD"] == pytest.approx(4.0)
+
+
+def _fake_trainer(train_loss, val_loss):
+    return SimpleNamespace(callback_metrics={"train/loss": torch.tensor(train_loss),
+                                             "val/loss": torch.tensor(val_loss)},
+                           current_epoch=0, should_stop=False)
+
+
+def test_loss_gap_stopping_rule():
+    cb = LossGapStopping(margin=0.1, patience=2)
+    module = SimpleNamespace(log=lambda *a, **k: None)
+    t = _fake_trainer(0.5, 0.55)  # gap 0.05 <= margin
+    cb.on_train_epoch_end(t, module)
+    assert not t.should_stop and cb.wait == 0
+    t = _fake_trainer(0.5, 0.7)  # gap 0.2 > margin, first time
+    cb.on_train_epoch_end(t, module)
+    assert not t.should_stop and cb.wait == 1
+    t = _fake_trainer(0.4, 0.3)  # back under the margin: reset
+    cb.on_train_epoch_end(t, module)
+    assert cb.wait == 0
+    for _ in range(2):
+        t = _fake_trainer(0.3, 0.6)
+        cb.on_train_epoch_end(t, module)
+    assert t.should_stop and cb.stopped_epoch == 0
+    assert LossGapStopping().state_dict() == {"wait": 0, "stopped_epoch": None}

@@ -1,0 +1,90 @@
+"""`cac-train` on the real configs: fast_dev_run per net, smoke run outputs, resume, DDP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cac_lightning.cli.train import train
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    from cac_lightning.data.synthetic import generate_cohort
+
+    out = tmp_path_factory.mktemp("cohort") / "synthetic"
+    generate_cohort(out, 8, seed=0, size=64, workers=1)
+    return out
+
+
+def _cfg(train_cfg, cohort, *extra, root=None):
+    return train_cfg([f"data.data_dir={cohort}", "logger=csv", *extra], root)
+
+
+@pytest.mark.parametrize("net", ["unet", "unetplusplus"])
+def test_fast_dev_run(train_cfg, cohort, net):
+    cfg = _cfg(train_cfg, cohort, f"model/net={net}", "+trainer.fast_dev_run=true", "test=false")
+    metrics, objs = train(cfg)
+    assert objs["model"].hparams.net["name"] == net
+    assert "train/loss" in metrics and torch.isfinite(torch.tensor(metrics["train/loss"]))
+    assert "val/agatston_mae" in metrics
+
+
+def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
+    cfg = train_cfg([f"data.data_dir={cohort}"])
+    metrics, objs = train(cfg)
+    import wandb
+
+    wandb.finish()
+    out = Path(cfg.paths.output_dir)
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    best = objs["trainer"].checkpoint_callback.best_model_path
+    assert best and Path(best).is_file()
+    assert (out / "csv" / "metrics.csv").is_file()
+    assert "val/agatston_mae" in (out / "csv" / "metrics.csv").read_text()
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert runs and any(runs[0].rglob("*.wandb"))
+    assert (out / "metrics.json").is_file()
+    assert "test/agatston_mae" in metrics and "test_zero/fp_rate" in metrics
+    ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ck["hyper_parameters"]["net"]["name"] == "unetplusplus"
+
+
+def test_resume_continues_epoch_count(train_cfg, cohort, tmp_path):
+    cfg = _cfg(train_cfg, cohort, "trainer.max_epochs=1", "test=false",
+               "callbacks.loss_gap_stopping.patience=100")
+    _, objs = train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert objs["trainer"].current_epoch == 1
+    cfg2 = _cfg(train_cfg, cohort, "trainer.max_epochs=3", "test=false",
+                "callbacks.loss_gap_stopping.patience=100", f"ckpt_path={last}",
+                root=tmp_path / "r")
+    _, objs2 = train(cfg2)
+    assert objs2["trainer"].current_epoch == 3
+    assert objs2["trainer"].global_step == 3 * objs["trainer"].global_step
+
+
+def test_bad_data_dir_is_one_line(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "cac_lightning.cli.train", "data=manifest",
+         f"data.data_dir={tmp_path / 'missing'}", "logger=csv", f"paths.log_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 2
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert err[-1].startswith("cac-train: error:") and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(train_cfg, cohort):
+    cfg = _cfg(train_cfg, cohort, "trainer=ddp_cpu", "trainer.max_epochs=1", "test=false",
+               "data.num_workers=0")
+    metrics, objs = train(cfg)
+    t = objs["trainer"]
+    assert t.world_size == 2
+    assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
+    assert "val/agatston_mae" in metrics
