@@ -44,6 +44,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
+# "all": loss over every pixel (the paper). "candidates": only pixels of the >= threshold mask
+# channel (input channel 1), the only pixels inference can label as calcium.
+LOSS_REGIONS = ("all", "candidates")
 # Hong et al. 2022, section 2.4: Adam, initial learning rate 1e-4, reduced by 5% after each epoch.
 PAPER_OPTIMIZER: dict[str, Any] = {"name": "torch.optim.Adam", "lr": 1e-4}
 PAPER_SCHEDULER: dict[str, Any] = {"name": "torch.optim.lr_scheduler.ExponentialLR", "gamma": 0.95}
@@ -171,6 +174,7 @@ class CACSegModule(L.LightningModule):
         channels_last: bool = False,
         optimizer_cfg: Mapping[str, Any] | None = None,
         scheduler_cfg: Mapping[str, Any] | None = None,
+        loss_region: str = "all",
     ) -> None:
         super().__init__()
         net_cfg = _plain(net, "net")
@@ -194,8 +198,11 @@ class CACSegModule(L.LightningModule):
                 "optimizer_cfg": opt_cfg or dict(PAPER_OPTIMIZER),
                 "scheduler_cfg": sched_cfg or dict(PAPER_SCHEDULER),
                 "class_names": list(CLASS_NAMES),
+                "loss_region": str(loss_region),
             }
         )
+        if loss_region not in LOSS_REGIONS:
+            raise CACError(f"loss_region must be one of {LOSS_REGIONS}, got {loss_region!r}")
         net_kwargs = dict(net_cfg)
         self.net = build_net(net_kwargs.pop("name"), **net_kwargs)
         crit_kwargs = dict(crit_cfg)
@@ -257,12 +264,18 @@ class CACSegModule(L.LightningModule):
     def _step(self, batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch["image"], batch["target"]
         heads = self._heads(x)
-        loss = torch.stack([self.criterion(h, y) for h in heads]).mean()
+        candidates = x[:, -1] > 0.5
+        y_loss = y
+        if self.hparams.get("loss_region", "all") == "candidates":
+            y_loss = y.masked_fill(~candidates, getattr(self.criterion, "ignore_index", -100))
+        loss = torch.stack([self.criterion(h, y_loss) for h in heads]).mean()
         if heads.shape[0] > 1 and getattr(self.net, "ds_output", "final") == "mean":
             out = heads.mean(dim=0)
         else:
             out = heads[-1]
-        getattr(self, f"{stage}_stats").update(out.detach().argmax(dim=1), y)
+        # As at inference: calcium only where the input's >= threshold channel is on.
+        pred = out.detach().argmax(dim=1).masked_fill(~candidates, 0)
+        getattr(self, f"{stage}_stats").update(pred, y)
         self.log(
             f"{stage}/loss",
             loss,

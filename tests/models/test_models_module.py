@@ -135,7 +135,8 @@ def _oracle_batch() -> dict[str, torch.Tensor]:
     target = torch.zeros(2, 4, 4, dtype=torch.long)
     target[0, 0, :2] = 1  # 2 LM pixels
     target[1, 3, :] = 2  # 4 LAD pixels
-    return {"image": torch.stack([target.float(), target.float()], dim=1), "target": target}
+    # channel 1 (the >= 130 HU mask) on everywhere: no pixel is excluded from the metrics
+    return {"image": torch.stack([target.float(), torch.ones(2, 4, 4)], dim=1), "target": target}
 
 
 def test_metrics_on_oracle_predictions():
@@ -152,6 +153,12 @@ def test_metrics_on_oracle_predictions():
     assert out["val/iou"] == pytest.approx(2 / 32 / 2)
     assert out["val/precision"] == pytest.approx(2 / 32 / 2)
     assert out["val/recall"] == pytest.approx(0.5)
+    # predictions outside the mask channel are background, as at inference:
+    # LM tp 2, fp 4 (the LAD pixels) -> dice 4/8; LAD fn 4 -> 0
+    batch = _oracle_batch()
+    batch["image"][:, 1] = (batch["target"] > 0).float()
+    out = trainer.validate(module, _once(batch), verbose=False)[0]
+    assert out["val/dice"] == pytest.approx(0.25)
 
 
 def test_calcium_metrics_by_hand():
