@@ -35,6 +35,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scoring.py
+	$(BIN)/python benchmarks/bench_synth.py --cases 20x128
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m cac_lightning.data.synthetic.figure docs/synthetic_slice.png [--seed 0 --index 6]
+    python -m cac_lightning.data.synthetic.figure docs/synthetic_slice.png [--seed 0 --index 0]
 
 Left: CT slice (window -200..500 HU) with the label overlay coloured by vessel. Right: the
 model's second input channel (HU >= 130): labelled calcium in colour, everything else that
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Plot synthetic slices with their labels.")
     p.add_argument("out", help="PNG path")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--index", type=int, default=6, help="scan for the labelled slice")
+    p.add_argument("--index", type=int, default=0, help="scan for the labelled slice")
     p.add_argument("--stent-index", type=int, default=1, help="scan for the hard-negative slice")
     p.add_argument("--size", type=int, default=512)
     args = p.parse_args(argv)

@@ -201,7 +201,7 @@ def cohort_stats(path: str | Path) -> CohortStats:
     path = Path(path)
     if (path / "Gated_release_final").is_dir() or (path / "calcium_xml").is_dir():
         return coca_stats(path)
-    if path.is_file() and path.suffix == ".csv" or (path / "manifest.csv").is_file():
+    if (path.is_file() and path.suffix == ".csv") or (path / "manifest.csv").is_file():
         return manifest_stats(path)
     raise InputError(f"{path}: neither a cohort folder (manifest.csv) nor a COCA root")
 
