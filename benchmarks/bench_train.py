@@ -42,8 +42,11 @@ def main() -> None:
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     x = torch.randn(a.batch, 2, a.size, a.size, device=dev).to(memory_format=fmt)
     y = torch.randint(0, 5, (a.batch, a.size, a.size), device=dev)
-    ctx = (torch.autocast(dev.type, dtype=torch.bfloat16) if a.precision == "bf16"
-           else torch.autocast(dev.type, enabled=False))
+    ctx = (
+        torch.autocast(dev.type, dtype=torch.bfloat16)
+        if a.precision == "bf16"
+        else torch.autocast(dev.type, enabled=False)
+    )
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -62,9 +65,13 @@ def main() -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU x{torch.get_num_threads()}"
-    print(f"{a.net} {a.size}² batch {a.batch} channels {a.channels} precision {a.precision} "
-          f"on {name}: {a.steps * a.batch / dt:.1f} slices/s ({dt / a.steps * 1000:.1f} ms/step)")
+    name = (
+        torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU x{torch.get_num_threads()}"
+    )
+    print(
+        f"{a.net} {a.size}² batch {a.batch} channels {a.channels} precision {a.precision} "
+        f"on {name}: {a.steps * a.batch / dt:.1f} slices/s ({dt / a.steps * 1000:.1f} ms/step)"
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,11 @@ def compose_train(root: Path, overrides: list[str] | None = None):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="train", return_hydra_config=True,
-                      overrides=["experiment=smoke", *(overrides or [])])
+        cfg = compose(
+            config_name="train",
+            return_hydra_config=True,
+            overrides=["experiment=smoke", *(overrides or [])],
+        )
         HydraConfig().set_config(cfg)
         with open_dict(cfg):
             cfg.paths.root_dir = str(root)

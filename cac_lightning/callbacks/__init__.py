@@ -1,4 +1,4 @@
-"""Lightning callbacks: scan-level Agatston evaluation, the paper's loss-gap stopping, overlay images."""
+"""Lightning callbacks: scan-level Agatston evaluation, loss-gap stopping, overlay images."""
 
 from cac_lightning.callbacks.agatston import ScanAgatstonEvaluation
 from cac_lightning.callbacks.images import OverlayImageLogger

@@ -43,9 +43,10 @@ def summarise(split: str, ref: np.ndarray, pred: np.ndarray) -> dict[str, float]
         out[f"{split}/agatston_mae_{v}"] = float(err[:, i].mean())
     rc = [risk_category(float(a)) for a in ref[:, -1]]
     pc = [risk_category(float(a)) for a in pred[:, -1]]
-    out[f"{split}/risk_accuracy"] = float(np.mean([a == b for a, b in zip(rc, pc)]))
-    out[f"{split}/scan_fp_rate"] = float(np.mean(pred[ref[:, -1] == 0, -1] > 0)) \
-        if (ref[:, -1] == 0).any() else float("nan")
+    out[f"{split}/risk_accuracy"] = float(np.mean([a == b for a, b in zip(rc, pc, strict=True)]))
+    out[f"{split}/scan_fp_rate"] = (
+        float(np.mean(pred[ref[:, -1] == 0, -1] > 0)) if (ref[:, -1] == 0).any() else float("nan")
+    )
     if split.endswith("zero"):
         out[f"{split}/fp_rate"] = out[f"{split}/scan_fp_rate"]
         return out
@@ -77,8 +78,14 @@ class ScanAgatstonEvaluation(Callback):
         from cac_lightning.scoring import ScoringConfig, score_scan
 
         cfg = ScoringConfig(**dict(pl_module.hparams.get("scoring", {}) or {}))
-        s = score_scan(np.asarray(scan.hu), labels, scan.geometry, cfg,
-                       kvp=scan.kvp, mass_factor=scan.mass_factor)
+        s = score_scan(
+            np.asarray(scan.hu),
+            labels,
+            scan.geometry,
+            cfg,
+            kvp=scan.kvp,
+            mass_factor=scan.mass_factor,
+        )
         return np.array([s.vessels[k].agatston for k in KEYS], dtype=np.float64)
 
     def score_scan_pair(self, scan, pl_module: LightningModule, trainer: Trainer | None = None):
@@ -89,15 +96,20 @@ class ScanAgatstonEvaluation(Callback):
         ctx = trainer.precision_plugin.forward_context() if trainer else contextlib.nullcontext()
         with torch.no_grad(), ctx:
             pred_labels = predict_labels(
-                pl_module, scan.hu, window=inp.get("window", (-1024.0, 2048.0)),
+                pl_module,
+                scan.hu,
+                window=inp.get("window", (-1024.0, 2048.0)),
                 threshold_hu=float(inp.get("threshold_hu", 130.0)),
-                batch_size=self.batch_size, device=pl_module.device,
+                batch_size=self.batch_size,
+                device=pl_module.device,
             )
         if scan.scan_id not in self._ref_cache:
             self._ref_cache[scan.scan_id] = self._scores(scan, np.asarray(scan.labels), pl_module)
         return self._ref_cache[scan.scan_id], self._scores(scan, pred_labels, pl_module)
 
-    def evaluate(self, trainer: Trainer, pl_module: LightningModule, split: str) -> dict[str, float]:
+    def evaluate(
+        self, trainer: Trainer, pl_module: LightningModule, split: str
+    ) -> dict[str, float]:
         scans = trainer.datamodule.scans(split)
         rank, world = trainer.global_rank, trainer.world_size
         mine = scans[rank::world]
@@ -112,9 +124,12 @@ class ScanAgatstonEvaluation(Callback):
         rows = rows[np.argsort(rows[:, 0])]
         ref, pred = rows[:, 1 : 1 + len(KEYS)], rows[:, 1 + len(KEYS) :]
         self.results[split] = [
-            {"scan_id": scans[int(r[0])].scan_id,
-             "ref": dict(zip(KEYS, map(float, a))), "pred": dict(zip(KEYS, map(float, b)))}
-            for r, a, b in zip(rows, ref, pred)
+            {
+                "scan_id": scans[int(r[0])].scan_id,
+                "ref": dict(zip(KEYS, map(float, a), strict=True)),
+                "pred": dict(zip(KEYS, map(float, b), strict=True)),
+            }
+            for r, a, b in zip(rows, ref, pred, strict=True)
         ]
         return summarise(split, ref, pred)
 

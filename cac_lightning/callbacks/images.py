@@ -47,8 +47,11 @@ class OverlayImageLogger(Callback):
         images, captions = [], []
         for i, z in pick_slices(scans, self.num_images):
             hu = np.asarray(scans[i].hu[z])
-            x = make_input(hu[None], window=tuple(inp.get("window", (-1024.0, 2048.0))),
-                           threshold_hu=float(inp.get("threshold_hu", 130.0)))
+            x = make_input(
+                hu[None],
+                window=tuple(inp.get("window", (-1024.0, 2048.0))),
+                threshold_hu=float(inp.get("threshold_hu", 130.0)),
+            )
             with torch.no_grad():
                 pred = pl_module(x.to(pl_module.device)).argmax(1)[0].cpu().numpy()
             pred[hu < float(inp.get("threshold_hu", 130.0))] = 0
@@ -58,5 +61,6 @@ class OverlayImageLogger(Callback):
         self.last = images
         for lg in wandb_loggers:
             if images:
-                lg.log_image(key="val/overlays", images=images, caption=captions,
-                             step=trainer.global_step)
+                lg.log_image(
+                    key="val/overlays", images=images, caption=captions, step=trainer.global_step
+                )

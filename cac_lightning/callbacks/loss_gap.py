@@ -27,8 +27,13 @@ class LossGapStopping(Callback):
         train_key / val_key: the logged epoch losses.
     """
 
-    def __init__(self, margin: float = 0.01, patience: int = 2,
-                 train_key: str = "train/loss", val_key: str = "val/loss") -> None:
+    def __init__(
+        self,
+        margin: float = 0.01,
+        patience: int = 2,
+        train_key: str = "train/loss",
+        val_key: str = "val/loss",
+    ) -> None:
         self.margin = float(margin)
         self.patience = int(patience)
         self.train_key = train_key

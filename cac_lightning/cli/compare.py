@@ -45,8 +45,14 @@ def gather(root: Path) -> list[dict]:
             continue
         cfg = OmegaConf.load(cfg_file)
         metrics = json.loads(mfile.read_text()).get("metrics", {})
-        runs.append({"net": str(cfg.model.net.name), "seed": int(cfg.seed), "dir": str(mfile.parent),
-                     **{k: metrics.get(k) for k, _ in COLUMNS}})
+        runs.append(
+            {
+                "net": str(cfg.model.net.name),
+                "seed": int(cfg.seed),
+                "dir": str(mfile.parent),
+                **{k: metrics.get(k) for k, _ in COLUMNS},
+            }
+        )
     if not runs:
         raise InputError(f"no finished runs (metrics.json + .hydra/config.yaml) under {root}")
     return runs
@@ -77,16 +83,25 @@ def plot(runs: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
     nets = sorted({r["net"] for r in runs})
-    keys = [("test/dice", "Dice"), ("test/icc_agatston_total", "ICC total"),
-            ("test/kappa_linear", "kappa (linear)")]
+    keys = [
+        ("test/dice", "Dice"),
+        ("test/icc_agatston_total", "ICC total"),
+        ("test/kappa_linear", "kappa (linear)"),
+    ]
     fig = Figure(figsize=(7, 3.2), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(nets)
     for i, n in enumerate(nets):
         stats = [_stat([r[k] for r in runs if r["net"] == n]) for k, _ in keys]
-        ax.bar(np.arange(len(keys)) + i * width, [s[0] for s in stats], width,
-               yerr=[s[1] for s in stats], label=n, capsize=3)
+        ax.bar(
+            np.arange(len(keys)) + i * width,
+            [s[0] for s in stats],
+            width,
+            yerr=[s[1] for s in stats],
+            label=n,
+            capsize=3,
+        )
     ax.set_xticks(np.arange(len(keys)) + width * (len(nets) - 1) / 2, [k[1] for k in keys])
     ax.set_ylim(0, 1.05)
     ax.legend()

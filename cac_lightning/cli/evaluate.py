@@ -39,16 +39,39 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     records = []
     for split in cfg.splits:
         for scan in dm.scans(split):
-            pred = predict_labels(model.net, scan.hu, window=model.window,
-                                  threshold_hu=model.threshold_hu, batch_size=cfg.batch_size,
-                                  device=model.device, autocast=model.autocast)
-            records.append(scan_record(scan.scan_id, split, scan.hu, scan.labels, pred,
-                                       scan.geometry, scoring, kvp=scan.kvp,
-                                       mass_factor=scan.mass_factor))
+            pred = predict_labels(
+                model.net,
+                scan.hu,
+                window=model.window,
+                threshold_hu=model.threshold_hu,
+                batch_size=cfg.batch_size,
+                device=model.device,
+                autocast=model.autocast,
+            )
+            records.append(
+                scan_record(
+                    scan.scan_id,
+                    split,
+                    scan.hu,
+                    scan.labels,
+                    pred,
+                    scan.geometry,
+                    scoring,
+                    kvp=scan.kvp,
+                    mass_factor=scan.mass_factor,
+                )
+            )
         log.info("%s: %d scans", split, sum(r.split == split for r in records))
-    out = write_report(cfg.report_dir, records, title=f"CAC evaluation: {Path(cfg.ckpt_path).name}",
-                       settings={"checkpoint": str(cfg.ckpt_path), "scoring": model.scoring,
-                                 "splits": list(cfg.splits)})
+    out = write_report(
+        cfg.report_dir,
+        records,
+        title=f"CAC evaluation: {Path(cfg.ckpt_path).name}",
+        settings={
+            "checkpoint": str(cfg.ckpt_path),
+            "scoring": model.scoring,
+            "splits": list(cfg.splits),
+        },
+    )
     metrics: dict[str, float] = {}
     for split, tables in tables_by_split(records).items():
         metrics.update(flat_metrics(tables, prefix=f"{split}/"))
@@ -63,9 +86,15 @@ def _log_wandb(cfg: DictConfig, metrics: dict, out: Path) -> None:
     import wandb
 
     c = loggers[0]
-    run = wandb.init(project=c.project, group=c.get("group"), tags=list(c.get("tags") or []),
-                     job_type="eval", dir=str(out), mode="offline" if c.offline else None,
-                     config=OmegaConf.to_container(cfg, resolve=True))
+    run = wandb.init(
+        project=c.project,
+        group=c.get("group"),
+        tags=list(c.get("tags") or []),
+        job_type="eval",
+        dir=str(out),
+        mode="offline" if c.offline else None,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
     run.log({k: v for k, v in metrics.items() if v == v})
     run.log({p.stem: wandb.Image(str(p)) for p in sorted(out.glob("*.png"))})
     run.log({"report": wandb.Html((out / "report.md").read_text())})

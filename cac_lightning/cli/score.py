@@ -22,27 +22,54 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cac-score",
         description="Agatston, volume and mass scores per coronary artery (LM, LAD, CX, RCA).",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="DICOM series folder, NIfTI/MHA/NRRD volume, or (with --ckpt) a manifest CSV")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="DICOM series folder, NIfTI/MHA/NRRD volume, or (with --ckpt) a manifest CSV",
+    )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mask", metavar="LABELS",
-                     help="label map in the image's geometry: 0 bg, 1 LM, 2 LAD, 3 CX, 4 RCA")
+    src.add_argument(
+        "--mask",
+        metavar="LABELS",
+        help="label map in the image's geometry: 0 bg, 1 LM, 2 LAD, 3 CX, 4 RCA",
+    )
     src.add_argument("--ckpt", metavar="CKPT", help="a cac-train checkpoint (model inference)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--series-uid", help="pick one series when a folder holds several")
-    p.add_argument("--mode", choices=("per-slice", "lesion3d"), default=None,
-                   help="Agatston definition: clinical per-slice (default) or the 3D lesion variant")
-    p.add_argument("--min-area", type=float, default=None, metavar="MM2",
-                   help="drop calcium components smaller than this (default 1 mm²)")
-    p.add_argument("--threshold", type=float, default=None, metavar="HU",
-                   help="calcium threshold (default 130 HU at 120 kVp, kVp-adjusted otherwise)")
-    p.add_argument("--mass-factor", type=float, default=None, metavar="C",
-                   help="mass calibration factor mg/(HU·cm³) (default: DICOM (0018,9352) or built-in)")
+    p.add_argument(
+        "--mode",
+        choices=("per-slice", "lesion3d"),
+        default=None,
+        help="Agatston definition: clinical per-slice (default) or the 3D lesion variant",
+    )
+    p.add_argument(
+        "--min-area",
+        type=float,
+        default=None,
+        metavar="MM2",
+        help="drop calcium components smaller than this (default 1 mm²)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="HU",
+        help="calcium threshold (default 130 HU at 120 kVp, kVp-adjusted otherwise)",
+    )
+    p.add_argument(
+        "--mass-factor",
+        type=float,
+        default=None,
+        metavar="C",
+        help="mass calibration factor mg/(HU·cm³) (default: DICOM (0018,9352) or built-in)",
+    )
     g = p.add_argument_group("model inference (--ckpt)")
     g.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:N")
     g.add_argument("--batch-size", type=int, default=16, help="slices per forward pass")
-    g.add_argument("--overlays", action="store_true",
-                   help="PNG per calcified slice and a summary PNG per scan")
+    g.add_argument(
+        "--overlays", action="store_true", help="PNG per calcified slice and a summary PNG per scan"
+    )
     g.add_argument("--seg", action="store_true", help="DICOM Segmentation per scan (DICOM inputs)")
     g.add_argument("--save-labels", action="store_true", help="predicted label map as .nii.gz")
     return p
@@ -54,8 +81,12 @@ def _config_factory(args: argparse.Namespace):
 
     if args.min_area is not None and args.min_area < 0:
         raise InputError("--min-area must be >= 0")
-    given = {"mode": args.mode, "threshold_hu": args.threshold,
-             "min_area_mm2": args.min_area, "mass_factor": args.mass_factor}
+    given = {
+        "mode": args.mode,
+        "threshold_hu": args.threshold,
+        "min_area_mm2": args.min_area,
+        "mass_factor": args.mass_factor,
+    }
 
     def make(base: dict | None = None):
         merged = {**(base or {}), **{k: v for k, v in given.items() if v is not None}}
@@ -67,8 +98,10 @@ def _config_factory(args: argparse.Namespace):
 def summary_line(report: dict) -> str:
     s = report["scores"]
     parts = " ".join(f"{v}={s[v]['agatston']:.1f}" for v in VESSELS)
-    return (f"{report['scan_id']}: Agatston {s['total']['agatston']:.1f} ({parts}) "
-            f"{report['risk_category']} {report['cac_drs']}")
+    return (
+        f"{report['scan_id']}: Agatston {s['total']['agatston']:.1f} ({parts}) "
+        f"{report['risk_category']} {report['cac_drs']}"
+    )
 
 
 def _main(argv: list[str] | None = None) -> int:

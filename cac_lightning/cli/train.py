@@ -55,7 +55,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = OmegaConf.to_container(
-        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+    )
     for lg in loggers:
         lg.log_hyperparams(hparams)
     objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
@@ -99,7 +100,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     """Console entry point (Hydra parses the command line)."""
     _hydra_main()
-
 
 
 if __name__ == "__main__":

@@ -112,16 +112,29 @@ class CACDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         # Plain values only, so checkpoints load with torch.load(weights_only=True).
-        self.save_hyperparameters({
-            k: _plain(v) for k, v in dict(
-                data_dir=str(data_dir), manifest=manifest, synthetic=synthetic,
-                cache_dir=cache_dir, batch_size=batch_size, num_workers=num_workers,
-                pin_memory=pin_memory, persistent_workers=persistent_workers,
-                pos_fraction=pos_fraction, samples_per_epoch=samples_per_epoch,
-                window=window, threshold_hu=threshold_hu, augment=augment, seed=seed,
-                crop=crop, test_splits=test_splits,
-            ).items()
-        })
+        self.save_hyperparameters(
+            {
+                k: _plain(v)
+                for k, v in dict(
+                    data_dir=str(data_dir),
+                    manifest=manifest,
+                    synthetic=synthetic,
+                    cache_dir=cache_dir,
+                    batch_size=batch_size,
+                    num_workers=num_workers,
+                    pin_memory=pin_memory,
+                    persistent_workers=persistent_workers,
+                    pos_fraction=pos_fraction,
+                    samples_per_epoch=samples_per_epoch,
+                    window=window,
+                    threshold_hu=threshold_hu,
+                    augment=augment,
+                    seed=seed,
+                    crop=crop,
+                    test_splits=test_splits,
+                ).items()
+            }
+        )
         self.data_dir = Path(data_dir)
         self.manifest_path = Path(manifest) if manifest else self.data_dir / "manifest.csv"
         self.synthetic = _plain(synthetic) if synthetic is not None else None

@@ -21,8 +21,12 @@ VESSEL_COLORS: dict[str, tuple[int, int, int]] = {
 DISPLAY_WINDOW = (-250.0, 650.0)
 
 
-def render_overlay(hu: np.ndarray, labels: np.ndarray,
-                   window: Sequence[float] = DISPLAY_WINDOW, alpha: float = 0.85) -> np.ndarray:
+def render_overlay(
+    hu: np.ndarray,
+    labels: np.ndarray,
+    window: Sequence[float] = DISPLAY_WINDOW,
+    alpha: float = 0.85,
+) -> np.ndarray:
     """Blend a label map over a grey HU slice.
 
     Args:

@@ -33,8 +33,9 @@ def _clean(x):
     return x
 
 
-def write_summary(path: str | Path, metrics: dict[str, float], evaluator=None,
-                  best_ckpt: str = "") -> dict:
+def write_summary(
+    path: str | Path, metrics: dict[str, float], evaluator=None, best_ckpt: str = ""
+) -> dict:
     """Write metrics (and per-scan results of ``evaluator``) to ``path`` as JSON."""
     summary = {
         "headline": {k: metrics.get(k) for k, _ in HEADLINE},

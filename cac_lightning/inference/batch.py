@@ -55,16 +55,28 @@ def score_with_checkpoint(args, config) -> int:
             vol = read_volume(path, series_uid=args.series_uid)
             vol.scan_id = _unique(scan_id or vol.scan_id, used)
             t1 = time.perf_counter()
-            labels = predict_labels(model.net, vol.hu, window=model.window,
-                                    threshold_hu=model.threshold_hu, batch_size=args.batch_size,
-                                    device=model.device, autocast=model.autocast)
+            labels = predict_labels(
+                model.net,
+                vol.hu,
+                window=model.window,
+                threshold_hu=model.threshold_hu,
+                batch_size=args.batch_size,
+                device=model.device,
+                autocast=model.autocast,
+            )
             t2 = time.perf_counter()
             report = scan_report(vol, labels, cfg)
             t3 = time.perf_counter()
-            report["timing_s"] = {"read": round(t1 - t0, 4), "infer": round(t2 - t1, 4),
-                                  "score": round(t3 - t2, 4)}
-            report["model"] = {"checkpoint": Path(args.ckpt).name,
-                               "net": model.net.__class__.__name__, "device": str(model.device)}
+            report["timing_s"] = {
+                "read": round(t1 - t0, 4),
+                "infer": round(t2 - t1, 4),
+                "score": round(t3 - t2, 4),
+            }
+            report["model"] = {
+                "checkpoint": Path(args.ckpt).name,
+                "net": model.net.__class__.__name__,
+                "device": str(model.device),
+            }
             write_scan_outputs(out, report)
             if args.save_labels:
                 write_label_map(labels, vol.geometry, out / f"{vol.scan_id}_labels.nii.gz")
@@ -77,13 +89,18 @@ def score_with_checkpoint(args, config) -> int:
 
                 write_seg(out / f"{vol.scan_id}_seg.dcm", vol, labels)
             tim = report["timing_s"]
-            bar.write(f"{_line(report)}  [read {tim['read']:.2f} s, infer {tim['infer']:.2f} s, "
-                      f"score {tim['score']:.3f} s]", file=sys.stdout)
+            bar.write(
+                f"{_line(report)}  [read {tim['read']:.2f} s, infer {tim['infer']:.2f} s, "
+                f"score {tim['score']:.3f} s]",
+                file=sys.stdout,
+            )
         except CACError as err:
             failed.append(path)
             bar.write(f"cac-score: error: {path}: {err}", file=sys.stderr)
-    print(f"{len(items) - len(failed)} scored, {len(failed)} failed"
-          + (": " + ", ".join(failed) if failed else ""))
+    print(
+        f"{len(items) - len(failed)} scored, {len(failed)} failed"
+        + (": " + ", ".join(failed) if failed else "")
+    )
     return 1 if failed else 0
 
 

@@ -64,8 +64,10 @@ def load_model(path: str | Path, device: str | None = "auto") -> LoadedModel:
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         what = f" such as {found.group(1)}" if found else ""
-        raise InputError(f"{path}: not a loadable checkpoint: it holds objects{what} that "
-                         "weights-only loading refuses (a checkpoint never runs code)") from None
+        raise InputError(
+            f"{path}: not a loadable checkpoint: it holds objects{what} that "
+            "weights-only loading refuses (a checkpoint never runs code)"
+        ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{path}: not a loadable checkpoint ({first[:200]})") from None
@@ -82,8 +84,9 @@ def load_model(path: str | Path, device: str | None = "auto") -> LoadedModel:
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
-        raise InputError(f"{path}: weights do not fit the network ({str(err).splitlines()[0]})") \
-            from None
+        raise InputError(
+            f"{path}: weights do not fit the network ({str(err).splitlines()[0]})"
+        ) from None
     dev = resolve_device(device)
     net.to(dev).eval()
     inp = dict(hp.get("input") or {})

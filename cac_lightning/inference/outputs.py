@@ -17,8 +17,17 @@ __all__ = ["write_overlays", "write_seg"]
 
 log = logging.getLogger(__name__)
 
-TYPE2_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                  "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
+TYPE2_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
 # SNOMED CT anatomic regions of the segments.
 VESSEL_CODES = {
     "LM": "LeftMainCoronaryArtery",
@@ -84,8 +93,10 @@ def write_overlays(out_dir: Path, vol: Volume, labels: np.ndarray, report: dict)
     ax.imshow(render_overlay(mip, proj, window=(-250.0, 1200.0)))
     ax.set_axis_off()
     total = report["scores"]["total"]["agatston"]
-    fig.suptitle(f"{vol.scan_id}: Agatston {total:.1f} ({report['risk_category']}, "
-                 f"{report['cac_drs']})", fontsize=11)
+    fig.suptitle(
+        f"{vol.scan_id}: Agatston {total:.1f} ({report['risk_category']}, {report['cac_drs']})",
+        fontsize=11,
+    )
     _legend(ax, report["scores"])
     path = out_dir / "summary.png"
     _save(fig, path)
@@ -105,7 +116,10 @@ def write_seg(path: Path, vol: Volume, labels: np.ndarray) -> Path:
     files = vol.extra.get("files")
     if not files:
         raise InputError(f"{vol.scan_id}: --seg needs a DICOM series input")
-    sources = [pydicom.dcmread(f) for f in files]
+    from cac_lightning.io.dicom import quiet_pydicom
+
+    with quiet_pydicom():
+        sources = [pydicom.dcmread(f) for f in files]
     for ds in sources:  # type-2 attributes highdicom copies must be present (possibly empty)
         for kw in TYPE2_KEYWORDS:
             if kw not in ds:
@@ -118,12 +132,21 @@ def write_seg(path: Path, vol: Volume, labels: np.ndarray) -> Path:
             segmented_property_type=codes.SCT.CalcifiedAtheromatousPlaque,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=hd.AlgorithmIdentificationSequence(
-                name="cac-lightning", version="0.1.0", family=codes.DCM.ArtificialIntelligence),
+                name="cac-lightning", version="0.1.0", family=codes.DCM.ArtificialIntelligence
+            ),
             anatomic_regions=[getattr(codes.SCT, VESSEL_CODES[v])],
         )
         for i, v in enumerate(VESSELS, start=1)
     ]
-    seg = hd.seg.Segmentation(
+    with quiet_pydicom():
+        seg = _segmentation(hd, sources, labels, descriptions)
+    with atomic_path(path) as tmp, quiet_pydicom():
+        seg.save_as(tmp)
+    return path
+
+
+def _segmentation(hd, sources, labels: np.ndarray, descriptions):
+    return hd.seg.Segmentation(
         source_images=sources,
         pixel_array=labels.astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -139,6 +162,3 @@ def write_seg(path: Path, vol: Volume, labels: np.ndarray) -> Path:
         series_description="CAC segmentation (LM, LAD, CX, RCA)",
         omit_empty_frames=False,
     )
-    with atomic_path(path) as tmp:
-        seg.save_as(tmp)
-    return path

@@ -41,8 +41,9 @@ def predict_labels(
 
     device = torch.device(device or "cpu")
     out = np.zeros(hu.shape, dtype=np.uint8)
-    ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if autocast
-           else contextlib.nullcontext())
+    ctx = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    )
     for start in range(0, hu.shape[0], batch_size):
         chunk = np.asarray(hu[start : start + batch_size])
         x = make_input(chunk, window=tuple(window), threshold_hu=threshold_hu).to(device)

@@ -76,10 +76,10 @@ def sanitize_id(name: str) -> str:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_pydicom() -> Iterator[None]:
     """Silence pydicom's value-validation warnings (e.g. on anonymised UIDs).
 
-    Also a decorator: ``@_quiet()``.
+    Also a decorator: ``@quiet_pydicom()``.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
@@ -91,7 +91,7 @@ def _reason(err: BaseException) -> str:
     return text[0].split(" - ")[0] if text else type(err).__name__
 
 
-@_quiet()
+@quiet_pydicom()
 def _read_header(path: Path) -> _Header | None:
     """The header of ``path`` (pixels not read), or None when it is not DICOM."""
     try:
@@ -167,7 +167,7 @@ def _info(uid: str, hs: list[_Header]) -> SeriesInfo:
     return SeriesInfo(uid or "(none)", str(ds.get("Modality", "") or "?"), len(hs), desc)
 
 
-@_quiet()
+@quiet_pydicom()
 def list_series(folder: str | os.PathLike) -> list[SeriesInfo]:
     """The image series in ``folder``, largest first."""
     groups = _group(_scan(Path(folder)))
@@ -293,7 +293,7 @@ def _set_syntax(ds: Dataset) -> None:
         ds.file_meta.TransferSyntaxUID = syntax if little else ExplicitVRBigEndian
 
 
-@_quiet()
+@quiet_pydicom()
 def _decode(hs: list[_Header], shape: tuple[int, int, int]) -> np.ndarray:
     _check_decoders(hs)
     hu = np.empty(shape, dtype=np.int16)
@@ -339,7 +339,7 @@ def _choose(folder: Path, groups: dict[str, list[_Header]], uid: str | None) -> 
     return groups[uid]
 
 
-@_quiet()
+@quiet_pydicom()
 def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) -> Volume:
     """Read one axial CT series from ``folder`` (file names and order do not matter).
 
@@ -378,6 +378,9 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
         series_uid=str(ds0.get("SeriesInstanceUID", "")) or None,
         scan_id=sanitize_id(folder.resolve().name),
         source=str(folder),
-        extra={"n_files": len(hs), "files": [str(h.path) for h in hs],
-               "manufacturer": str(ds0.get("Manufacturer", "") or "")},
+        extra={
+            "n_files": len(hs),
+            "files": [str(h.path) for h in hs],
+            "manufacturer": str(ds0.get("Manufacturer", "") or ""),
+        },
     )

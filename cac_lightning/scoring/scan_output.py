@@ -22,7 +22,12 @@ __all__ = ["CSV_COLUMNS", "scan_report", "write_scan_outputs"]
 
 SCORE_FIELDS = ("agatston", "volume_mm3", "mass_mg", "lesions")
 CSV_COLUMNS = [
-    "scan_id", "risk_category", "cac_drs", "n_vessels", "kvp", "slice_spacing_mm",
+    "scan_id",
+    "risk_category",
+    "cac_drs",
+    "n_vessels",
+    "kvp",
+    "slice_spacing_mm",
     *[f"{v}_{k}" for v in (*VESSELS, "total") for k in SCORE_FIELDS],
 ]
 

@@ -25,9 +25,12 @@ def _scans():
     b_lab = np.zeros(b_hu.shape, np.uint8)
     b_hu[0, 10:12, 10:14] = 250  # RCA lesion: 2 mm², weight 2 -> 4
     b_lab[0, 10:12, 10:14] = 4
-    return [SimpleNamespace(scan_id=f"s{i}", hu=h, labels=lab, geometry=GEOM, kvp=120.0,
-                            mass_factor=None)
-            for i, (h, lab) in enumerate([(a_hu, a_lab), (b_hu, b_lab)])]
+    return [
+        SimpleNamespace(
+            scan_id=f"s{i}", hu=h, labels=lab, geometry=GEOM, kvp=120.0, mass_factor=None
+        )
+        for i, (h, lab) in enumerate([(a_hu, a_lab), (b_hu, b_lab)])
+    ]
 
 
 class StubData(L.LightningDataModule):
@@ -43,8 +46,9 @@ class AlwaysLAD(L.LightningModule):
 
     def __init__(self):
         super().__init__()
-        self.save_hyperparameters({"input": {"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
-                                   "scoring": {}})
+        self.save_hyperparameters(
+            {"input": {"window": [-1024.0, 2048.0], "threshold_hu": 130.0}, "scoring": {}}
+        )
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
@@ -58,8 +62,13 @@ class AlwaysLAD(L.LightningModule):
 
 def test_agatston_callback_known_error():
     cb = ScanAgatstonEvaluation(batch_size=2)
-    trainer = L.Trainer(accelerator="cpu", logger=False, callbacks=[cb],
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        callbacks=[cb],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.validate(AlwaysLAD(), datamodule=StubData())
     m = trainer.callback_metrics
     assert float(m["val/agatston_mae"]) == pytest.approx(16.0)  # (|48-16| + |4-4|) / 2
@@ -73,9 +82,14 @@ def test_agatston_callback_known_error():
 
 
 def _fake_trainer(train_loss, val_loss):
-    return SimpleNamespace(callback_metrics={"train/loss": torch.tensor(train_loss),
-                                             "val/loss": torch.tensor(val_loss)},
-                           current_epoch=0, should_stop=False)
+    return SimpleNamespace(
+        callback_metrics={
+            "train/loss": torch.tensor(train_loss),
+            "val/loss": torch.tensor(val_loss),
+        },
+        current_epoch=0,
+        should_stop=False,
+    )
 
 
 def test_loss_gap_stopping_rule():

@@ -13,8 +13,11 @@ def _run(root, i, net, seed, dice, icc):
     d = root / str(i)
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nmodel:\n  net:\n    name: {net}\n")
-    (d / "metrics.json").write_text(json.dumps(
-        {"metrics": {"test/dice": dice, "test/icc_agatston_total": icc, "test/kappa": None}}))
+    (d / "metrics.json").write_text(
+        json.dumps(
+            {"metrics": {"test/dice": dice, "test/icc_agatston_total": icc, "test/kappa": None}}
+        )
+    )
 
 
 def test_compare_table(tmp_path, capsys):

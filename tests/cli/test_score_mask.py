@@ -19,8 +19,13 @@ def scan(tmp_path):
     hu[2, 10:14, 10:14] = 450  # 16 px of 0.25 mm² = 4 mm², weight 4 -> 16
     hu[3, 20:22, 20:22] = 250  # 4 px = 1 mm², weight 2 -> 2
     hu[1, 5, 5] = 500  # 0.25 mm²: noise, dropped
-    g = Geometry(shape=(5, 32, 32), pixel_spacing=(0.5, 0.5), slice_spacing=3.0,
-                 origin=(-8.0, -8.0, 10.0), slice_thickness=3.0)
+    g = Geometry(
+        shape=(5, 32, 32),
+        pixel_spacing=(0.5, 0.5),
+        slice_spacing=3.0,
+        origin=(-8.0, -8.0, 10.0),
+        slice_thickness=3.0,
+    )
     folder = write_dicom_series(hu, g, tmp_path / "scan1", patient_id="SYN0001")
     lab = np.zeros(hu.shape, np.uint8)
     lab[2, 9:15, 9:15] = 2
@@ -73,10 +78,16 @@ def test_bad_input_one_line_no_output(scan, tmp_path, capsys, case):
         args[0] = str(tmp_path / "nope")
     elif case == "mismatch":
         vol = read_volume(folder)
-        other = Geometry(shape=vol.geometry.shape, pixel_spacing=(0.6, 0.6), slice_spacing=3.0,
-                         origin=vol.geometry.origin, direction=vol.geometry.direction)
-        args[2] = str(write_label_map(np.zeros(vol.hu.shape, np.uint8), other,
-                                      tmp_path / "other.nii.gz"))
+        other = Geometry(
+            shape=vol.geometry.shape,
+            pixel_spacing=(0.6, 0.6),
+            slice_spacing=3.0,
+            origin=vol.geometry.origin,
+            direction=vol.geometry.direction,
+        )
+        args[2] = str(
+            write_label_map(np.zeros(vol.hu.shape, np.uint8), other, tmp_path / "other.nii.gz")
+        )
     elif case == "not_labels":
         bad = tmp_path / "bad.nii.gz"
         bad.write_text("not an image")

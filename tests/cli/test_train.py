@@ -55,14 +55,25 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
 
 
 def test_resume_continues_epoch_count(train_cfg, cohort, tmp_path):
-    cfg = _cfg(train_cfg, cohort, "trainer.max_epochs=1", "test=false",
-               "callbacks.loss_gap_stopping.patience=100")
+    cfg = _cfg(
+        train_cfg,
+        cohort,
+        "trainer.max_epochs=1",
+        "test=false",
+        "callbacks.loss_gap_stopping.patience=100",
+    )
     _, objs = train(cfg)
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     assert objs["trainer"].current_epoch == 1
-    cfg2 = _cfg(train_cfg, cohort, "trainer.max_epochs=3", "test=false",
-                "callbacks.loss_gap_stopping.patience=100", f"ckpt_path={last}",
-                root=tmp_path / "r")
+    cfg2 = _cfg(
+        train_cfg,
+        cohort,
+        "trainer.max_epochs=3",
+        "test=false",
+        "callbacks.loss_gap_stopping.patience=100",
+        f"ckpt_path={last}",
+        root=tmp_path / "r",
+    )
     _, objs2 = train(cfg2)
     assert objs2["trainer"].current_epoch == 3
     assert objs2["trainer"].global_step == 3 * objs["trainer"].global_step
@@ -70,9 +81,18 @@ def test_resume_continues_epoch_count(train_cfg, cohort, tmp_path):
 
 def test_bad_data_dir_is_one_line(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "cac_lightning.cli.train", "data=manifest",
-         f"data.data_dir={tmp_path / 'missing'}", "logger=csv", f"paths.log_dir={tmp_path}"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "cac_lightning.cli.train",
+            "data=manifest",
+            f"data.data_dir={tmp_path / 'missing'}",
+            "logger=csv",
+            f"paths.log_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 2
     err = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -81,8 +101,14 @@ def test_bad_data_dir_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(train_cfg, cohort):
-    cfg = _cfg(train_cfg, cohort, "trainer=ddp_cpu", "trainer.max_epochs=1", "test=false",
-               "data.num_workers=0")
+    cfg = _cfg(
+        train_cfg,
+        cohort,
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=1",
+        "test=false",
+        "data.num_workers=0",
+    )
     metrics, objs = train(cfg)
     t = objs["trainer"]
     assert t.world_size == 2

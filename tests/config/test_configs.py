@@ -17,8 +17,19 @@ def options(group: str) -> list[str]:
 
 
 def test_groups_exist():
-    for g in ("data", "model", "model/net", "model/criterion", "trainer", "callbacks", "logger",
-              "paths", "experiment", "hparams_search", "hydra/launcher"):
+    for g in (
+        "data",
+        "model",
+        "model/net",
+        "model/criterion",
+        "trainer",
+        "callbacks",
+        "logger",
+        "paths",
+        "experiment",
+        "hparams_search",
+        "hydra/launcher",
+    ):
         assert options(g), g
     assert {"paper_unet", "paper_unetplusplus", "demo", "smoke"} <= set(options("experiment"))
     assert {"cpu", "gpu", "ddp"} <= set(options("trainer"))

@@ -16,8 +16,11 @@ from cac_lightning.models import CACSegModule
 
 def _always_lad_checkpoint(path):
     """A real module whose network predicts LAD everywhere (so calcium = HU >= 130)."""
-    module = CACSegModule(net={"name": "unet", "channels": [4, 8]}, criterion={"name": "focal"},
-                          input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0})
+    module = CACSegModule(
+        net={"name": "unet", "channels": [4, 8]},
+        criterion={"name": "focal"},
+        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+    )
     with torch.no_grad():
         for p in module.net.parameters():
             p.zero_()
@@ -32,8 +35,13 @@ def _series(folder, seed):
     rng = np.random.default_rng(seed)
     hu = rng.normal(40, 10, (4, 32, 32)).astype(np.int16)
     hu[1, 8:12, 8:12] = 420  # 16 px * 0.25 mm² * 4 = 16 Agatston
-    g = Geometry(shape=hu.shape, pixel_spacing=(0.5, 0.5), slice_spacing=3.0,
-                 origin=(0.0, 0.0, 0.0), slice_thickness=3.0)
+    g = Geometry(
+        shape=hu.shape,
+        pixel_spacing=(0.5, 0.5),
+        slice_spacing=3.0,
+        origin=(0.0, 0.0, 0.0),
+        slice_thickness=3.0,
+    )
     return write_dicom_series(hu, g, folder, patient_id=f"SYN{seed:04d}")
 
 
@@ -50,8 +58,9 @@ def test_batch_with_bad_input(setup, capsys):
     out = tmp / "out"
     bad = tmp / "empty"
     bad.mkdir()
-    code = main([str(a), str(bad), str(b), "--ckpt", str(ckpt), "--out", str(out),
-                 "--device", "cpu"])
+    code = main(
+        [str(a), str(bad), str(b), "--ckpt", str(ckpt), "--out", str(out), "--device", "cpu"]
+    )
     assert code == 1
     cap = capsys.readouterr()
     assert "2 scored, 1 failed" in cap.out
@@ -70,8 +79,12 @@ def test_overlays_and_seg_round_trip(setup):
 
     tmp, ckpt, a, _ = setup
     out = tmp / "out"
-    assert main([str(a), "--ckpt", str(ckpt), "--out", str(out), "--overlays", "--seg",
-                 "--save-labels"]) == 0
+    assert (
+        main(
+            [str(a), "--ckpt", str(ckpt), "--out", str(out), "--overlays", "--seg", "--save-labels"]
+        )
+        == 0
+    )
     pngs = sorted(p.name for p in (out / "scanA_overlays").iterdir())
     assert pngs == ["slice_001.png", "summary.png"]
     seg_path = out / "scanA_seg.dcm"
@@ -92,8 +105,9 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path, capsys):
     import collections
 
     bad = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "hyper_parameters": collections.Counter(a=1),
-                "obj": np.dtype}, bad)
+    torch.save(
+        {"state_dict": {}, "hyper_parameters": collections.Counter(a=1), "obj": np.dtype}, bad
+    )
     series = _series(tmp_path / "s", 3)
     assert main([str(series), "--ckpt", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
