@@ -114,3 +114,40 @@ def test_ddp_two_cpu_processes(train_cfg, cohort):
     assert t.world_size == 2
     assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
     assert "val/agatston_mae" in metrics
+
+
+def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
+    """cac-eval on a freshly trained checkpoint writes the paper's report."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from cac_lightning.cli.evaluate import evaluate
+    from cac_lightning.config import CONF_DIR
+
+    cfg = _cfg(train_cfg, cohort, "trainer.max_epochs=1", "test=false")
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        ecfg = compose(
+            config_name="eval",
+            return_hydra_config=True,
+            overrides=[
+                f"ckpt_path={ckpt}",
+                "data=manifest",
+                f"data.data_dir={cohort}",
+                f"report_dir={tmp_path / 'report'}",
+                "device=cpu",
+            ],
+        )
+        HydraConfig().set_config(ecfg)
+    metrics, out = evaluate(ecfg)
+    report = json.loads((out / "metrics.json").read_text())
+    assert set(report["splits"]) == {"test", "test_zero"}
+    assert "table7" in report["splits"]["test"] and "table5" in report["splits"]["test"]
+    assert "### Table 6" in (out / "report.md").read_text()
+    assert (out / "bland_altman_test.png").is_file()
+    assert "test/icc_agatston_total" in metrics
