@@ -27,7 +27,6 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
 
     from cac_lightning.evaluation.report import write_report
     from cac_lightning.evaluation.tables import flat_metrics, scan_record, tables_by_split
-    from cac_lightning.inference import predict_labels
     from cac_lightning.inference.checkpoint import load_model
     from cac_lightning.scoring import ScoringConfig
 
@@ -39,15 +38,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     records = []
     for split in cfg.splits:
         for scan in dm.scans(split):
-            pred = predict_labels(
-                model.net,
-                scan.hu,
-                window=model.window,
-                threshold_hu=model.threshold_hu,
-                batch_size=cfg.batch_size,
-                device=model.device,
-                autocast=model.autocast,
-            )
+            pred = model.predict(scan.hu, cfg.batch_size)
             records.append(
                 scan_record(
                     scan.scan_id,

@@ -38,7 +38,6 @@ def score_with_checkpoint(args, config) -> int:
     from tqdm import tqdm
 
     from cac_lightning.inference.checkpoint import load_model
-    from cac_lightning.inference.predict import predict_labels
     from cac_lightning.io import read_volume, write_label_map
     from cac_lightning.scoring.scan_output import scan_report, write_scan_outputs
 
@@ -55,15 +54,7 @@ def score_with_checkpoint(args, config) -> int:
             vol = read_volume(path, series_uid=args.series_uid)
             vol.scan_id = _unique(scan_id or vol.scan_id, used)
             t1 = time.perf_counter()
-            labels = predict_labels(
-                model.net,
-                vol.hu,
-                window=model.window,
-                threshold_hu=model.threshold_hu,
-                batch_size=args.batch_size,
-                device=model.device,
-                autocast=model.autocast,
-            )
+            labels = model.predict(vol.hu, args.batch_size)
             t2 = time.perf_counter()
             report = scan_report(vol, labels, cfg)
             t3 = time.perf_counter()

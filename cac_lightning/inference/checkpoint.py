@@ -37,6 +37,20 @@ class LoadedModel:
     def autocast(self) -> bool:
         return self.device.type == "cuda"
 
+    def predict(self, hu, batch_size: int = 16):
+        """(Z, H, W) uint8 calcium labels of a HU volume (see :func:`predict_labels`)."""
+        from cac_lightning.inference.predict import predict_labels
+
+        return predict_labels(
+            self.net,
+            hu,
+            window=self.window,
+            threshold_hu=self.threshold_hu,
+            batch_size=batch_size,
+            device=self.device,
+            autocast=self.autocast,
+        )
+
 
 def resolve_device(device: str | None) -> torch.device:
     """``auto`` (or None) -> CUDA when available, else CPU."""
