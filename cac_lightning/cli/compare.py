@@ -17,7 +17,7 @@ import numpy as np
 
 from cac_lightning.cli.common import run_cli
 from cac_lightning.errors import InputError
-from cac_lightning.io.atomic import atomic_path, atomic_write_text
+from cac_lightning.io.atomic import atomic_write_text
 
 __all__ = ["COLUMNS", "gather", "main"]
 
@@ -79,8 +79,7 @@ def table(runs: list[dict]) -> str:
 
 
 def plot(runs: list[dict], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from cac_lightning.evaluation.plots import new_figure, save_png
 
     nets = sorted({r["net"] for r in runs})
     keys = [
@@ -88,8 +87,7 @@ def plot(runs: list[dict], path: Path) -> None:
         ("test/icc_agatston_total", "ICC total"),
         ("test/kappa_linear", "kappa (linear)"),
     ]
-    fig = Figure(figsize=(7, 3.2), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(7, 3.2, layout=None)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(nets)
     for i, n in enumerate(nets):
@@ -107,8 +105,7 @@ def plot(runs: list[dict], path: Path) -> None:
     ax.legend()
     ax.set_title("U-Net vs U-Net++ (mean ± sd over seeds)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, path, tight=False)
 
 
 def _main(argv: list[str] | None = None) -> int:

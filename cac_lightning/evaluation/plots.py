@@ -24,19 +24,21 @@ TITLES = {
 Pairs = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float, layout: str | None = "constrained"):
+    """A matplotlib Figure (inches, 100 dpi) on the Agg canvas; pyplot is never used."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_png(fig, path: str | Path, tight: bool = True) -> Path:
+    """Write ``fig`` to ``path`` as PNG, atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        fig.savefig(tmp, format="png", bbox_inches="tight" if tight else None)
     return path
 
 
@@ -55,7 +57,7 @@ def bland_altman_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
     """
     from cac_lightning.evaluation.stats import bland_altman
 
-    fig = _figure(4.2 * max(len(pairs), 1), 3.8)
+    fig = new_figure(4.2 * max(len(pairs), 1), 3.8)
     axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
     for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
         r, p = np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)
@@ -80,7 +82,7 @@ def bland_altman_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
             )
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def risk_confusion_png(
@@ -98,7 +100,7 @@ def risk_confusion_png(
         ``path``.
     """
     m = np.asarray(matrix, dtype=float)
-    fig = _figure(4.6, 4.0)
+    fig = new_figure(4.6, 4.0)
     ax = fig.subplots()
     im = ax.imshow(m, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046)
@@ -120,7 +122,7 @@ def risk_confusion_png(
             )
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def scatter_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
@@ -134,7 +136,7 @@ def scatter_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
     Returns:
         ``path``.
     """
-    fig = _figure(4.0 * max(len(pairs), 1), 3.8)
+    fig = new_figure(4.0 * max(len(pairs), 1), 3.8)
     axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
     for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
         r, p = np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)
@@ -146,4 +148,4 @@ def scatter_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
         ax.set_ylabel("predicted")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
+from cac_lightning.evaluation.report import json_safe
 from cac_lightning.io.atomic import atomic_write_text
 from cac_lightning.vessels import VESSELS
 
@@ -23,16 +23,6 @@ HEADLINE = (
 )
 
 
-def _clean(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
-
-
 def write_summary(
     path: str | Path, metrics: dict[str, float], evaluator=None, best_ckpt: str = ""
 ) -> dict:
@@ -43,7 +33,7 @@ def write_summary(
         "best_checkpoint": best_ckpt or None,
         "scans": getattr(evaluator, "results", {}) if evaluator is not None else {},
     }
-    summary = _clean(summary)
+    summary = json_safe(summary)
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
     summary["path"] = str(path)
     return summary

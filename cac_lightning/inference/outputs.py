@@ -9,6 +9,7 @@ import numpy as np
 
 from cac_lightning.errors import InputError
 from cac_lightning.evaluation.overlay import VESSEL_COLORS, render_overlay
+from cac_lightning.evaluation.plots import new_figure, save_png
 from cac_lightning.io.atomic import atomic_path
 from cac_lightning.io.volume import Volume
 from cac_lightning.vessels import VESSELS
@@ -38,12 +39,7 @@ VESSEL_CODES = {
 
 
 def _figure(width_px: int, height_px: int):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
+    return new_figure(width_px / 100, height_px / 100, layout=None)
 
 
 def _legend(ax, scores: dict | None = None) -> None:
@@ -57,8 +53,7 @@ def _legend(ax, scores: dict | None = None) -> None:
 
 
 def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, path, tight=False)
 
 
 def write_overlays(out_dir: Path, vol: Volume, labels: np.ndarray, report: dict) -> list[Path]:
