@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cac_lightning.data.synthetic import generate_cohort, make_scan
+from cac_lightning.sources.synthetic import generate_cohort, make_scan
 
 __all__ = ["main", "time_case"]
 

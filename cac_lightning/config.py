@@ -1,4 +1,4 @@
-"""Where the Hydra configs live and the resolvers they use."""
+"""Where the Hydra configs live: ``cac_lightning/conf`` inside the installed package."""
 
 from __future__ import annotations
 
@@ -7,5 +7,5 @@ from pathlib import Path
 
 __all__ = ["CONF_DIR"]
 
-# The repository's conf/ next to the installed (editable) package; CAC_CONF_DIR overrides.
-CONF_DIR = str(Path(os.environ.get("CAC_CONF_DIR", Path(__file__).resolve().parents[1] / "conf")))
+# Shipped with the package (package-data), so installed copies find it; CAC_CONF_DIR overrides.
+CONF_DIR = str(Path(os.environ.get("CAC_CONF_DIR", Path(__file__).resolve().parent / "conf")))

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    from cac_lightning.data.coca import run_import
+    from cac_lightning.sources.coca import run_import
 
     args = build_parser().parse_args(argv)
     result = run_import(

@@ -113,7 +113,7 @@ def _main(argv: list[str] | None = None) -> int:
         raise InputError("--batch-size must be >= 1")
     make_config = _config_factory(args)
     if args.ckpt:
-        from cac_lightning.inference.batch import score_with_checkpoint
+        from cac_lightning.cli.batch import score_with_checkpoint
 
         return score_with_checkpoint(args, make_config)
     if len(args.inputs) != 1:
@@ -121,7 +121,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.overlays or args.seg or args.save_labels:
         raise InputError("--overlays, --seg and --save-labels need --ckpt")
     from cac_lightning.io import read_label_map, read_volume
-    from cac_lightning.scoring.scan_output import scan_report, write_scan_outputs
+    from cac_lightning.io.results import scan_report, write_scan_outputs
 
     vol = read_volume(args.inputs[0], series_uid=args.series_uid)
     labels = read_label_map(args.mask, vol.geometry)

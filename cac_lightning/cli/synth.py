@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _generate(args: argparse.Namespace) -> int:
     from cac_lightning.data.manifest import read_manifest
-    from cac_lightning.data.synthetic import generate_cohort
+    from cac_lightning.sources.synthetic import generate_cohort
 
     if args.n_scans is None:
         raise InputError("--out needs --n-scans N")
@@ -87,7 +87,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _stats(paths: list[str]) -> int:
-    from cac_lightning.data.synthetic.stats import cohort_stats, format_stats
+    from cac_lightning.sources.synthetic.stats import cohort_stats, format_stats
 
     for p in paths:
         if not Path(p).exists():

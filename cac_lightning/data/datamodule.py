@@ -71,7 +71,7 @@ class CACDataModule(pl.LightningDataModule):
             generated here).
         manifest: manifest CSV; default ``<data_dir>/manifest.csv``.
         synthetic: keyword arguments of
-            :func:`cac_lightning.data.synthetic.generate_cohort` (n_scans, seed,
+            :func:`cac_lightning.sources.synthetic.generate_cohort` (n_scans, seed,
             size, ...); when given and the manifest is missing the cohort is
             generated into ``data_dir`` (and reused afterwards).
         cache_dir: scan cache; default ``<data_dir>/.cache``.
@@ -175,7 +175,7 @@ class CACDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Generate the synthetic cohort if asked and missing, then fill the cache."""
         if self.synthetic is not None and not self.manifest_path.is_file():
-            from cac_lightning.data.synthetic import generate_cohort
+            from cac_lightning.sources.synthetic import generate_cohort
 
             log.info("generating synthetic cohort %s in %s", self.synthetic, self.data_dir)
             generate_cohort(self.data_dir, **self.synthetic)

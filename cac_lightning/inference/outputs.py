@@ -63,7 +63,7 @@ def write_overlays(out_dir: Path, vol: Volume, labels: np.ndarray, report: dict)
         out_dir: folder for the PNGs (created).
         vol: the scan.
         labels: (z, y, x) predicted calcium labels.
-        report: the scan's report (:func:`cac_lightning.scoring.scan_output.scan_report`).
+        report: the scan's report (:func:`cac_lightning.io.results.scan_report`).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

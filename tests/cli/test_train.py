@@ -14,7 +14,7 @@ from cac_lightning.cli.train import train
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    from cac_lightning.data.synthetic import generate_cohort
+    from cac_lightning.sources.synthetic import generate_cohort
 
     out = tmp_path_factory.mktemp("cohort") / "synthetic"
     generate_cohort(out, 8, seed=0, size=64, workers=1)

@@ -147,9 +147,9 @@ def test_synthetic_cohort_generated_once(tmp_path, monkeypatch):
         write_cohort(out_dir)
         return out_dir / "manifest.csv"
 
-    fake = types.ModuleType("cac_lightning.data.synthetic")
+    fake = types.ModuleType("cac_lightning.sources.synthetic")
     fake.generate_cohort = fake_generate
-    monkeypatch.setitem(sys.modules, "cac_lightning.data.synthetic", fake)
+    monkeypatch.setitem(sys.modules, "cac_lightning.sources.synthetic", fake)
     kwargs = {"synthetic": {"n_scans": 5, "seed": 3, "size": SIZE}, "batch_size": 2}
     CACDataModule(str(tmp_path / "syn"), **kwargs).prepare_data()
     dm = CACDataModule(str(tmp_path / "syn"), **kwargs)
@@ -160,7 +160,7 @@ def test_synthetic_cohort_generated_once(tmp_path, monkeypatch):
 
 
 def test_real_synthetic_generator(tmp_path):
-    synth = pytest.importorskip("cac_lightning.data.synthetic")
+    synth = pytest.importorskip("cac_lightning.sources.synthetic")
     if not hasattr(synth, "generate_cohort"):
         pytest.skip("generate_cohort not available")
     dm = CACDataModule(

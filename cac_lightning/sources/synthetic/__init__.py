@@ -5,14 +5,14 @@ heart, great vessels, bone, coronary centre-lines (LM, LAD, CX, RCA) with calcif
 and unlabelled hard negatives (aortic and valve calcification, stents). See docs/synthetic.md.
 
 Example:
-    >>> from cac_lightning.data.synthetic import generate_cohort
+    >>> from cac_lightning.sources.synthetic import generate_cohort
     >>> manifest = generate_cohort("/tmp/synth", 20, seed=0, size=128)
 """
 
 from __future__ import annotations
 
-from cac_lightning.data.synthetic.cohort import assign_splits, generate_cohort, write_scan
-from cac_lightning.data.synthetic.phantom import (
+from cac_lightning.sources.synthetic.cohort import assign_splits, generate_cohort, write_scan
+from cac_lightning.sources.synthetic.phantom import (
     SynthOptions,
     SynthScan,
     is_zero_scan,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from cac_lightning.data.synthetic.grid import Grid, ellipsoid_q, tube_distance
+from cac_lightning.sources.synthetic.grid import Grid, ellipsoid_q, tube_distance
 
 __all__ = [
     "HU",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cac_lightning.data.synthetic.anatomy import (
+from cac_lightning.sources.synthetic.anatomy import (
     AORTA_DIR,
     AORTIC_ROOT,
     MITRAL_CENTRE,

@@ -39,7 +39,7 @@ def score_with_checkpoint(args, config) -> int:
 
     from cac_lightning.inference.checkpoint import load_model
     from cac_lightning.io import read_volume, write_label_map
-    from cac_lightning.scoring.scan_output import scan_report, write_scan_outputs
+    from cac_lightning.io.results import scan_report, write_scan_outputs
 
     model = load_model(args.ckpt, args.device)
     cfg = config(model.scoring)

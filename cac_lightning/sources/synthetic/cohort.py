@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cac_lightning.data.manifest import SCORE_KEYS, ManifestRow, write_manifest
-from cac_lightning.data.synthetic.phantom import SynthOptions, make_scan
+from cac_lightning.sources.synthetic.phantom import SynthOptions, make_scan
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_dir, atomic_write_text
 from cac_lightning.vessels import VESSELS
@@ -196,7 +196,7 @@ def generate_cohort(
         ]
         write_manifest(tmp / "manifest.csv", rows)
         info = {
-            "generator": "cac_lightning.data.synthetic",
+            "generator": "cac_lightning.sources.synthetic",
             "seed": seed,
             "n_scans": n_scans,
             "size": size,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from skimage.draw import polygon
 
-from cac_lightning.data.coca_xml import CocaROI
+from cac_lightning.sources.coca_xml import CocaROI
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
 from cac_lightning.vessels import LABELS
@@ -102,7 +102,7 @@ def rasterise_rois(
     """Build the label map of one scan from its ROIs.
 
     Args:
-        rois: the scan's ROIs (:func:`~cac_lightning.data.coca_xml.parse_coca_xml`).
+        rois: the scan's ROIs (:func:`~cac_lightning.sources.coca_xml.parse_coca_xml`).
         hu: int16 array (z, y, x), slices in ascending z.
         geometry: the grid of ``hu``.
         where: prefix of warnings and errors (e.g. ``"coca-1: "``).

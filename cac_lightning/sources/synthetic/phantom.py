@@ -11,14 +11,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from cac_lightning.data.synthetic.anatomy import (
+from cac_lightning.sources.synthetic.anatomy import (
     SLICE_MM,
     coronary_tree,
     render_anatomy,
     sample_anatomy,
 )
-from cac_lightning.data.synthetic.grid import Grid, add_gaussian
-from cac_lightning.data.synthetic.plaques import Beads, sample_negatives, sample_plaques
+from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
+from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sample_plaques
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
 from cac_lightning.vessels import LABELS

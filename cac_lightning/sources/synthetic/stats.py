@@ -154,8 +154,8 @@ def scan_stats(hu: np.ndarray, labels: np.ndarray, geometry: Geometry) -> dict:
 
 def coca_stats(root: str | Path) -> CohortStats:
     """Statistics of a COCA root (holding ``Gated_release_final``)."""
-    from cac_lightning.data.coca import parse_coca_xml
-    from cac_lightning.data.coca_labels import rasterise_rois
+    from cac_lightning.sources.coca import parse_coca_xml
+    from cac_lightning.sources.coca_labels import rasterise_rois
     from cac_lightning.io import read_volume
 
     root = Path(root)

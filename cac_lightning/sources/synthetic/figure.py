@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m cac_lightning.data.synthetic.figure docs/synthetic_slice.png [--seed 0 --index 0]
+    python -m cac_lightning.sources.synthetic.figure docs/synthetic_slice.png [--seed 0 --index 0]
 
 Left: CT slice (window -200..500 HU) with the label overlay coloured by vessel. Right: the
 model's second input channel (HU >= 130): labelled calcium in colour, everything else that
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cac_lightning.data.synthetic.phantom import CALCIUM_HU, SynthScan, make_scan
+from cac_lightning.sources.synthetic.phantom import CALCIUM_HU, SynthScan, make_scan
 from cac_lightning.io.atomic import atomic_path
 from cac_lightning.vessels import LABELS, VESSELS
 
