@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cac_lightning.sources.coca_labels import RasterStats, rasterise_rois
-from cac_lightning.sources.coca_xml import CocaROI, parse_coca_xml, xml_agatston
 from cac_lightning.data.manifest import SCORE_KEYS, SPLITS, ManifestRow, write_manifest
 from cac_lightning.errors import CACError, InputError
+from cac_lightning.sources.coca_labels import RasterStats, rasterise_rois
+from cac_lightning.sources.coca_xml import CocaROI, parse_coca_xml, xml_agatston
 from cac_lightning.vessels import VESSELS
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 from skimage.draw import polygon
 
-from cac_lightning.sources.coca_xml import CocaROI
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
+from cac_lightning.sources.coca_xml import CocaROI
 from cac_lightning.vessels import LABELS
 
 __all__ = ["COCA_THRESHOLD_HU", "RasterStats", "check_slice", "rasterise_rois"]

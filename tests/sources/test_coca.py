@@ -14,11 +14,11 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from cac_lightning.cli.import_coca import main
+from cac_lightning.errors import CACError, InputError
+from cac_lightning.io.volume import Geometry
 from cac_lightning.sources.coca import assign_splits, find_release, import_coca, run_import
 from cac_lightning.sources.coca_labels import rasterise_rois
 from cac_lightning.sources.coca_xml import density_weight, parse_coca_xml, xml_agatston
-from cac_lightning.errors import CACError, InputError
-from cac_lightning.io.volume import Geometry
 
 SP, DZ, N, NZ = 0.5, 3.0, 32, 5  # pixel mm, slice mm, in-plane size, slices
 ORIGIN = (-8.0, -10.0, -100.0)

@@ -9,10 +9,10 @@ import pytest
 
 from cac_lightning.cli.synth import main as synth_main
 from cac_lightning.data.manifest import SCORE_KEYS, read_manifest
-from cac_lightning.sources.synthetic import assign_splits, generate_cohort
 from cac_lightning.errors import InputError
 from cac_lightning.io import read_label_map, read_volume
 from cac_lightning.scoring import score_scan
+from cac_lightning.sources.synthetic import assign_splits, generate_cohort
 from cac_lightning.vessels import VESSELS
 
 

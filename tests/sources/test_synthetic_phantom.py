@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cac_lightning.errors import InputError
+from cac_lightning.scoring import score_scan
 from cac_lightning.sources.synthetic import SynthOptions, is_zero_scan, make_scan
 from cac_lightning.sources.synthetic.anatomy import coronary_tree, sample_anatomy
 from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
-from cac_lightning.errors import InputError
-from cac_lightning.scoring import score_scan
 from cac_lightning.vessels import LABELS
 
 POSITIVE = SynthOptions(zero_fraction=0.0)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from cac_lightning.data.manifest import SCORE_KEYS, ManifestRow, write_manifest
-from cac_lightning.sources.synthetic.phantom import SynthOptions, make_scan
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_dir, atomic_write_text
+from cac_lightning.sources.synthetic.phantom import SynthOptions, make_scan
 from cac_lightning.vessels import VESSELS
 
 __all__ = ["assign_splits", "generate_cohort", "write_scan"]

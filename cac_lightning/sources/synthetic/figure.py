@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cac_lightning.sources.synthetic.phantom import CALCIUM_HU, SynthScan, make_scan
 from cac_lightning.io.atomic import atomic_path
+from cac_lightning.sources.synthetic.phantom import CALCIUM_HU, SynthScan, make_scan
 from cac_lightning.vessels import LABELS, VESSELS
 
 __all__ = ["VESSEL_COLOURS", "best_slice", "plot_slices"]

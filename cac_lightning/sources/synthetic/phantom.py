@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
+from cac_lightning.errors import InputError
+from cac_lightning.io.volume import Geometry
 from cac_lightning.sources.synthetic.anatomy import (
     SLICE_MM,
     coronary_tree,
@@ -19,8 +21,6 @@ from cac_lightning.sources.synthetic.anatomy import (
 )
 from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
 from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sample_plaques
-from cac_lightning.errors import InputError
-from cac_lightning.io.volume import Geometry
 from cac_lightning.vessels import LABELS
 
 __all__ = ["CALCIUM_HU", "SynthOptions", "SynthScan", "is_zero_scan", "make_scan", "patient_id"]

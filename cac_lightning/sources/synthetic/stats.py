@@ -154,9 +154,9 @@ def scan_stats(hu: np.ndarray, labels: np.ndarray, geometry: Geometry) -> dict:
 
 def coca_stats(root: str | Path) -> CohortStats:
     """Statistics of a COCA root (holding ``Gated_release_final``)."""
+    from cac_lightning.io import read_volume
     from cac_lightning.sources.coca import parse_coca_xml
     from cac_lightning.sources.coca_labels import rasterise_rois
-    from cac_lightning.io import read_volume
 
     root = Path(root)
     base = root / "Gated_release_final" if (root / "Gated_release_final").is_dir() else root
