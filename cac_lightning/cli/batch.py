@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterable
@@ -10,6 +11,8 @@ from pathlib import Path
 from cac_lightning.errors import CACError
 
 __all__ = ["expand_inputs", "score_with_checkpoint"]
+
+log = logging.getLogger(__name__)
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[tuple[str, str | None]]:
@@ -25,74 +28,93 @@ def expand_inputs(inputs: Iterable[str]) -> list[tuple[str, str | None]]:
     return items
 
 
-def _unique(scan_id: str, used: set[str]) -> str:
-    sid, n = scan_id, 2
-    while sid in used:
-        sid, n = f"{scan_id}-{n}", n + 1
-    used.add(sid)
-    return sid
-
-
 def score_with_checkpoint(args, config) -> int:
-    """Score every input with the checkpoint's network; returns the exit code."""
+    """Score every input with the checkpoint's network; returns the exit code.
+
+    A scan that cannot be read or written is one line on stderr; the others go on and
+    the last line says ``N scored, M failed``.
+    """
     from tqdm import tqdm
 
     from cac_lightning.inference.checkpoint import load_model
-    from cac_lightning.io import read_volume, write_label_map
-    from cac_lightning.io.results import scan_report, write_scan_outputs
+    from cac_lightning.io.scan_outputs import check_out_not_in_input, prepare_out_dir
 
-    model = load_model(args.ckpt, args.device)
-    cfg = config(model.scoring)
     out = Path(args.out)
     items = expand_inputs(args.inputs)
-    used: set[str] = set()
+    check_out_not_in_input(out, [p for p, _ in items])
+    model = load_model(args.ckpt, args.device)
+    cfg = config(model.scoring)
+    prepare_out_dir(out)
+    done: dict[str, str] = {}
     failed: list[str] = []
     bar = tqdm(items, desc="cac-score", unit="scan", disable=len(items) < 2, file=sys.stderr)
     for path, scan_id in bar:
         try:
-            t0 = time.perf_counter()
-            vol = read_volume(path, series_uid=args.series_uid)
-            vol.scan_id = _unique(scan_id or vol.scan_id, used)
-            t1 = time.perf_counter()
-            labels = model.predict(vol.hu, args.batch_size)
-            t2 = time.perf_counter()
-            report = scan_report(vol, labels, cfg)
-            t3 = time.perf_counter()
-            report["timing_s"] = {
-                "read": round(t1 - t0, 4),
-                "infer": round(t2 - t1, 4),
-                "score": round(t3 - t2, 4),
-            }
-            report["model"] = {
-                "checkpoint": Path(args.ckpt).name,
-                "net": model.net.__class__.__name__,
-                "device": str(model.device),
-            }
-            write_scan_outputs(out, report)
-            if args.save_labels:
-                write_label_map(labels, vol.geometry, out / f"{vol.scan_id}_labels.nii.gz")
-            if args.overlays:
-                from cac_lightning.inference.outputs import write_overlays
-
-                write_overlays(out / f"{vol.scan_id}_overlays", vol, labels, report)
-            if args.seg:
-                from cac_lightning.inference.outputs import write_seg
-
-                write_seg(out / f"{vol.scan_id}_seg.dcm", vol, labels)
-            tim = report["timing_s"]
-            bar.write(
-                f"{_line(report)}  [read {tim['read']:.2f} s, infer {tim['infer']:.2f} s, "
-                f"score {tim['score']:.3f} s]",
-                file=sys.stdout,
-            )
+            report = _score_one(args, model, cfg, out, path, scan_id)
         except CACError as err:
             failed.append(path)
             bar.write(f"cac-score: error: {path}: {err}", file=sys.stderr)
+            continue
+        except OSError as err:  # reading failures the readers did not name
+            failed.append(path)
+            bar.write(f"cac-score: error: {path}: {err.strerror or err}", file=sys.stderr)
+            continue
+        if report["scan_id"] in done:
+            first = done[report["scan_id"]]
+            log.warning("%s and %s are the same scan; kept the later result", first, path)
+        done[report["scan_id"]] = path
+        tim = report["timing_s"]
+        bar.write(
+            f"{_line(report)}  [read {tim['read']:.2f} s, infer {tim['infer']:.2f} s, "
+            f"score {tim['score']:.3f} s]",
+            file=sys.stdout,
+        )
     print(
         f"{len(items) - len(failed)} scored, {len(failed)} failed"
         + (": " + ", ".join(failed) if failed else "")
     )
     return 1 if failed else 0
+
+
+def _score_one(args, model, cfg, out: Path, path: str, scan_id: str | None) -> dict:
+    """Read, predict, score and write one scan; its outputs appear together or not at all."""
+    from cac_lightning.io import read_volume, write_label_map
+    from cac_lightning.io.results import scan_report
+    from cac_lightning.io.scan_outputs import output_id, scan_key, scan_outputs
+
+    t0 = time.perf_counter()
+    vol = read_volume(path, series_uid=args.series_uid)
+    vol.scan_id = output_id(scan_id or vol.scan_id, scan_key(vol))
+    t1 = time.perf_counter()
+    # --- model prediction (one call) ---
+    labels = model.predict(vol.hu, args.batch_size)
+    # -----------------------------------
+    t2 = time.perf_counter()
+    report = scan_report(vol, labels, cfg)
+    t3 = time.perf_counter()
+    report["timing_s"] = {
+        "read": round(t1 - t0, 4),
+        "infer": round(t2 - t1, 4),
+        "score": round(t3 - t2, 4),
+    }
+    report["model"] = {
+        "checkpoint": Path(args.ckpt).name,
+        "net": model.net.__class__.__name__,
+        "device": str(model.device),
+    }
+    with scan_outputs(out, vol.scan_id) as staged:
+        if args.save_labels:
+            write_label_map(labels, vol.geometry, staged.path("_labels.nii.gz"))
+        if args.overlays:
+            from cac_lightning.inference.outputs import write_overlays
+
+            write_overlays(staged.path("_overlays"), vol, labels, report)
+        if args.seg:
+            from cac_lightning.io.seg import write_seg
+
+            write_seg(staged.path("_seg.dcm"), vol, labels)
+        staged.commit(report)
+    return report
 
 
 def _line(report: dict) -> str:

@@ -66,11 +66,12 @@ def test_batch_with_bad_input(setup, capsys):
     assert "2 scored, 1 failed" in cap.out
     assert [ln for ln in cap.err.splitlines() if "error" in ln and str(bad) in ln]
     for sid in ("scanA", "scanB"):
-        rep = json.loads((out / f"{sid}.json").read_text())
+        (json_path,) = out.glob(f"{sid}-*.json")
+        rep = json.loads(json_path.read_text())
         assert rep["scores"]["LAD"]["agatston"] == pytest.approx(16.0)
         assert rep["scores"]["total"]["agatston"] == pytest.approx(16.0)
         assert set(rep["timing_s"]) == {"read", "infer", "score"}
-    assert not (out / "empty.json").exists()
+    assert not list(out.glob("empty*"))
 
 
 def test_overlays_and_seg_round_trip(setup):
@@ -85,9 +86,11 @@ def test_overlays_and_seg_round_trip(setup):
         )
         == 0
     )
-    pngs = sorted(p.name for p in (out / "scanA_overlays").iterdir())
+    (json_path,) = out.glob("scanA-*.json")
+    sid = json_path.stem
+    pngs = sorted(p.name for p in (out / f"{sid}_overlays").iterdir())
     assert pngs == ["slice_001.png", "summary.png"]
-    seg_path = out / "scanA_seg.dcm"
+    seg_path = out / f"{sid}_seg.dcm"
     ds = pydicom.dcmread(seg_path)
     assert ds.Modality == "SEG" and len(ds.SegmentSequence) == 4
     src = pydicom.dcmread(sorted(a.iterdir())[0])
@@ -98,7 +101,7 @@ def test_overlays_and_seg_round_trip(setup):
     arr = seg.get_volume(combine_segments=True).array if hasattr(seg, "get_volume") else None
     if arr is not None:
         assert int((arr == 2).sum()) == 16 and int((arr != 0).sum()) == 16
-    assert (out / "scanA_labels.nii.gz").is_file()
+    assert (out / f"{sid}_labels.nii.gz").is_file()
 
 
 def test_checkpoint_that_runs_code_is_refused(tmp_path, capsys):
