@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from cac_lightning.errors import CACError
+from cac_lightning.errors import CACError, InputError
 
 __all__ = ["expand_inputs", "score_with_checkpoint"]
 
@@ -42,7 +42,12 @@ def score_with_checkpoint(args, config) -> int:
     out = Path(args.out)
     items = expand_inputs(args.inputs)
     check_out_not_in_input(out, [p for p, _ in items])
-    model = load_model(args.ckpt, args.device)
+    try:
+        model = load_model(args.ckpt, args.device)
+    except (TypeError, ValueError) as err:  # network arguments the code does not know
+        raise InputError(
+            f"{args.ckpt}: the network hyper-parameters do not fit this version ({err})"
+        ) from None
     cfg = config(model.scoring)
     prepare_out_dir(out)
     done: dict[str, str] = {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -54,3 +57,13 @@ def lad_ckpt(tmp_path):
 def make_series():
     """:func:`small_series` as a fixture (test modules do not import conftest)."""
     return small_series
+
+
+@pytest.fixture(scope="session")
+def compose_train_fn():
+    """``compose_train(root, overrides)`` of the top-level conftest (usable in module fixtures)."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_cac_tests_conftest", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.compose_train
