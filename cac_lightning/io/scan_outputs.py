@@ -90,9 +90,20 @@ def prepare_out_dir(out: str | os.PathLike) -> Path:
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
         os.close(fd)
         os.unlink(probe)
+        _remove_stale_stages(out)
     except OSError as err:
         raise OutputError(f"--out {out}: cannot write there ({_describe(err)})") from None
     return out
+
+
+def _remove_stale_stages(out: Path) -> None:
+    """Staging folders of a killed ``cac-score`` (its process is gone) are removed."""
+    from cac_lightning.io.atomic import pid_alive
+
+    for stage in out.glob(f"{STAGE_PREFIX}*-*.tmp"):
+        pid = stage.name[len(STAGE_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 class ScanOutputs:

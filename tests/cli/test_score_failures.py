@@ -122,3 +122,20 @@ def test_bad_out_folder_is_one_line(tmp_path, tmpfs, case, capsys, make_series):
     assert main([str(folder), "--mask", str(mask), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("cac-score: error:") and str(out) in err[0]
+
+
+def test_stale_staging_folder_of_killed_run_is_removed(tmp_path, make_series):
+    """Item 7 for cac-score: a killed run's staging folder goes on the next run."""
+    from cac_lightning.io import read_volume, write_label_map
+
+    folder = make_series(tmp_path / "s", 1)
+    vol = read_volume(folder)
+    mask = write_label_map((vol.hu > 130).astype("uint8"), vol.geometry, tmp_path / "m.nii.gz")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "out"
+    stale = out / f".partial-{dead.pid}-abc.tmp"
+    stale.mkdir(parents=True)
+    (stale / "x.json").write_text("{}")
+    assert main([str(folder), "--mask", str(mask), "--out", str(out)]) == 0
+    assert not stale.exists() and len(list(out.glob("*.json"))) == 1

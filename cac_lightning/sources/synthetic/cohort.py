@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_dir, atomic_write_text
 from cac_lightning.sources.synthetic.phantom import SynthOptions, make_scan
 from cac_lightning.vessels import VESSELS
+from cac_lightning.workers import parent_bound_pool
 
 __all__ = ["assign_splits", "generate_cohort", "write_scan"]
 
@@ -180,7 +180,7 @@ def generate_cohort(
         if workers == 1:
             results = [_write_one(job) for job in jobs]
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with parent_bound_pool(workers) as pool:  # workers die with this process
                 results = list(pool.map(_write_one, jobs))
         splits = assign_splits([r["ref"]["total"]["agatston"] == 0.0 for r in results], seed)
         rows = [
