@@ -117,7 +117,7 @@ def _score_one(args, model, cfg, out: Path, path: str, scan_id: str | None) -> d
         if args.seg:
             from cac_lightning.io.seg import write_seg
 
-            write_seg(staged.path("_seg.dcm"), vol, labels)
+            write_seg(staged.path("_seg.dcm"), vol, labels, deidentify=args.seg_deidentified)
         staged.commit(report)
     return report
 

@@ -74,7 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--overlays", action="store_true", help="PNG per calcified slice and a summary PNG per scan"
     )
-    g.add_argument("--seg", action="store_true", help="DICOM Segmentation per scan (DICOM inputs)")
+    g.add_argument(
+        "--seg",
+        action="store_true",
+        help="DICOM Segmentation per scan (DICOM inputs); it references the source series and "
+        "copies PatientName, PatientID, PatientBirthDate, PatientSex, StudyDate, StudyTime, "
+        "StudyID, AccessionNumber, ReferringPhysicianName",
+    )
+    g.add_argument(
+        "--seg-deidentified",
+        action="store_true",
+        help="with --seg: leave those patient/study attributes empty (UIDs are kept)",
+    )
     g.add_argument("--save-labels", action="store_true", help="predicted label map as .nii.gz")
     return p
 
@@ -116,6 +127,8 @@ def _main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         raise InputError("--batch-size must be >= 1")
     make_config = _config_factory(args)
+    if args.seg_deidentified and not args.seg:
+        raise InputError("--seg-deidentified goes with --seg")
     if args.ckpt:
         from cac_lightning.cli.batch import score_with_checkpoint
 
