@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from cac_lightning.cli.common import EXIT_USER_ERROR
 from cac_lightning.errors import CACError, InputError
 
 __all__ = ["expand_inputs", "score_with_checkpoint"]
@@ -32,7 +33,8 @@ def score_with_checkpoint(args, config) -> int:
     """Score every input with the checkpoint's network; returns the exit code.
 
     A scan that cannot be read or written is one line on stderr; the others go on and
-    the last line says ``N scored, M failed``.
+    the last line says ``N scored, M failed``. Exit code 0, else 1 (2 when the only
+    input failed, as bad input does everywhere).
     """
     from tqdm import tqdm
 
@@ -78,7 +80,9 @@ def score_with_checkpoint(args, config) -> int:
         f"{len(items) - len(failed)} scored, {len(failed)} failed"
         + (": " + ", ".join(failed) if failed else "")
     )
-    return 1 if failed else 0
+    if not failed:
+        return 0
+    return EXIT_USER_ERROR if len(items) == 1 else 1  # one scan: as for --mask
 
 
 def _score_one(args, model, cfg, out: Path, path: str, scan_id: str | None) -> dict:

@@ -1,6 +1,7 @@
 """Atomic file writes: write to a temporary sibling, then rename into place.
 
-An interrupted run therefore never leaves a half-written output behind.
+An interrupted run therefore never leaves a half-written output behind; the temporary
+folder of a killed :func:`atomic_dir` writer is removed by the next writer of the same path.
 """
 
 from __future__ import annotations

@@ -139,3 +139,20 @@ def test_stale_staging_folder_of_killed_run_is_removed(tmp_path, make_series):
     (stale / "x.json").write_text("{}")
     assert main([str(folder), "--mask", str(mask), "--out", str(out)]) == 0
     assert not stale.exists() and len(list(out.glob("*.json"))) == 1
+
+
+def test_single_scan_write_failure_exits_2(tmp_path, lad_ckpt, capsys, make_series, monkeypatch):
+    """One scan with --ckpt that cannot be written: one error line and exit code 2, as --mask."""
+    import cac_lightning.io.scan_outputs as so
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(so.ScanOutputs, "commit", full)
+    folder = make_series(tmp_path / "s", 1)
+    out = tmp_path / "out"
+    args = [str(folder), "--ckpt", str(lad_ckpt), "--out", str(out), "--device", "cpu"]
+    assert main(args) == 2
+    cap = capsys.readouterr()
+    assert len(_one_line_errors(cap.err)) == 1 and "No space left" in cap.err
+    assert _clean(out) == []
