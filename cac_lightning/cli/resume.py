@@ -74,8 +74,13 @@ def stopped_reason(ckpt: dict) -> str | None:
             continue
         name = str(key).split("{")[0]
         epoch = state.get("stopped_epoch")
-        if name in ("EarlyStopping", "LossGapStopping") and epoch:
-            return f"{name} stopped it at epoch {int(epoch)}"
+        if name == "LossGapStopping" and epoch is not None:
+            return f"LossGapStopping stopped it at epoch {int(epoch)}"
+        if name == "EarlyStopping":
+            patience = state.get("patience")
+            out_of_patience = patience is not None and state.get("wait_count", 0) >= patience
+            if epoch or out_of_patience:
+                return f"EarlyStopping stopped it at epoch {int(epoch or 0)}"
     return None
 
 

@@ -237,3 +237,23 @@ def test_resume_into_same_folder_and_stopped_run(first_run, cohort, train_cfg, t
     cb = objs3["trainer"].checkpoint_callback
     assert Path(cb.dirpath) == last.parent and cb.best_model_score is not None
     assert Path(cb.best_model_path).parent == last.parent
+
+
+def test_stopped_reason_reads_callback_states():
+    from cac_lightning.cli.resume import stopped_reason
+
+    es = "EarlyStopping{'monitor': 'val/agatston_mae', 'mode': 'min'}"
+    assert (
+        stopped_reason({"callbacks": {es: {"stopped_epoch": 0, "wait_count": 3, "patience": 10}}})
+        is None
+    )
+    assert "epoch 0" in stopped_reason(
+        {"callbacks": {es: {"stopped_epoch": 0, "wait_count": 10, "patience": 10}}}
+    )
+    assert "LossGapStopping" in stopped_reason(
+        {"callbacks": {"LossGapStopping": {"stopped_epoch": 0}}}
+    )
+    assert (
+        stopped_reason({"callbacks": {"LossGapStopping": {"wait": 1, "stopped_epoch": None}}})
+        is None
+    )
