@@ -50,7 +50,7 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
     assert runs and any(runs[0].rglob("*.wandb"))
     assert list(runs[0].rglob("media/images/val/overlays*.png"))  # overlay images logged
     assert (out / "metrics.json").is_file()
-    assert "test/agatston_mae" in metrics and "test_zero/fp_rate" in metrics
+    assert "test/agatston_mae" in metrics and "test_zero/zero_cac_flagged_rate" in metrics
     ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["hyper_parameters"]["net"]["name"] == "unetplusplus"
 
