@@ -26,6 +26,7 @@ import numpy as np
 from cac_lightning.errors import InputError
 from cac_lightning.evaluation.records import NOT_CAC, NOT_DETECTED, ScanRecord
 from cac_lightning.evaluation.stats import bland_altman, icc_a1, kappa_from_table
+from cac_lightning.scoring.lesions import SCORE_METRICS
 from cac_lightning.scoring.risk import RISK_CATEGORIES
 from cac_lightning.vessels import NUM_CLASSES, SCORE_KEYS, VESSELS
 
@@ -48,7 +49,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NAN = float("nan")
-METRICS: tuple[str, ...] = ("agatston", "volume_mm3", "mass_mg")
+METRICS: tuple[str, ...] = SCORE_METRICS
 METRIC_SHORT = {"agatston": "agatston", "volume_mm3": "volume", "mass_mg": "mass"}
 IQR_METHOD = "weibull"
 """Percentiles at rank (n + 1)p, SPSS's default ("HAVERAGE"); the paper used SPSS 24."""

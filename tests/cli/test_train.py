@@ -127,10 +127,9 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
+    from cac_lightning.callbacks import ScanAgatstonEvaluation
     from cac_lightning.cli.evaluate import evaluate
     from cac_lightning.config import CONF_DIR
-
-    from cac_lightning.callbacks import ScanAgatstonEvaluation
 
     cfg = _cfg(train_cfg, cohort, "trainer.max_epochs=1", "test=false")
     _, objs = train(cfg)
