@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 SPACING_TOLERANCE = 0.02
 """Relative pixel-spacing difference below which slices are not resampled."""
 
+_warned: set[str] = set()  # one warning per process, not one per scan or validation epoch
+
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto`` (or None) -> CUDA when available, else CPU."""
@@ -133,7 +135,6 @@ class Predictor:
         self.batch_size = max(1, int(batch_size))
         self.multiple = _net_multiple(getattr(net, "net", net))
         self.name = name or type(getattr(net, "net", net)).__name__
-        self._warned_native = False
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -216,12 +217,12 @@ class Predictor:
     def _target_shape(self, shape: tuple[int, int], spacing: tuple[float, float]):
         target = self.spacing_mm
         if target is None:
-            if not self._warned_native:
+            if "native" not in _warned:
                 log.warning(
                     "the checkpoint records no training pixel spacing: predicting at the "
                     "scan's native spacing"
                 )
-                self._warned_native = True
+                _warned.add("native")
             return None
         if all(abs(s - target) <= SPACING_TOLERANCE * target for s in spacing):
             return None
