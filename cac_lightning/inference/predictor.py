@@ -176,7 +176,9 @@ class Predictor:
         net.to(dev).eval()
         if hp.get("channels_last"):
             net.to(memory_format=torch.channels_last)
-        return cls(net, hp, dev, batch_size, name=path.name)
+        predictor = cls(net, hp, dev, batch_size, name=path.name)
+        predictor.spacing_mm  # noqa: B018 - a bad recorded spacing fails here, once
+        return predictor
 
     @classmethod
     def from_module(cls, module: Any, batch_size: int = 16) -> Predictor:
@@ -193,9 +195,23 @@ class Predictor:
 
     @property
     def spacing_mm(self) -> float | None:
-        """In-plane spacing the network was trained at (None: unknown, predict natively)."""
+        """In-plane spacing the network was trained at (None: unknown, predict natively).
+
+        Raises:
+            InputError: a recorded spacing that is not a positive number.
+        """
         value = (self.data_geometry or {}).get("spacing_mm")
-        return float(value) if value else None
+        if value is None:
+            return None
+        try:
+            spacing = float(value)
+        except (TypeError, ValueError):
+            spacing = float("nan")
+        if not spacing > 0 or spacing == float("inf"):
+            raise InputError(
+                f"{self.name}: data_geometry.spacing_mm must be a positive number, got {value!r}"
+            )
+        return spacing
 
     def scoring_config(self, overrides: Mapping[str, Any] | None = None) -> ScoringConfig:
         """The checkpoint's scoring settings with ``overrides`` (None values ignored) on top."""

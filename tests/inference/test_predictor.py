@@ -177,3 +177,10 @@ def test_ecg_gating_from_dicom_headers():
     assert ecg_gating(ds) is False
     ds.CardiacSynchronizationTechnique = "PROSPECTIVE"
     assert ecg_gating(ds) is True
+
+
+@pytest.mark.parametrize("bad", [0, -0.8, "x", float("nan")])
+def test_bad_recorded_spacing_is_one_clear_error(bad):
+    pred = Predictor(MaskToLAD(), {"data_geometry": {"spacing_mm": bad}}, name="m.ckpt")
+    with pytest.raises(InputError, match="spacing_mm must be a positive number"):
+        pred.predict(_volume((1, 16, 16), 0.5))
