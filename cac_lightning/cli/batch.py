@@ -11,7 +11,12 @@ from pathlib import Path
 from cac_lightning.cli.common import EXIT_USER_ERROR
 from cac_lightning.errors import CACError, InputError
 
-__all__ = ["expand_inputs", "score_with_checkpoint"]
+__all__ = ["DomainError", "expand_inputs", "score_with_checkpoint"]
+
+
+class DomainError(InputError):
+    """A scan outside the checkpoint's training data under ``--strict-domain``."""
+
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +43,33 @@ def score_with_checkpoint(args, config) -> int:
     """
     from tqdm import tqdm
 
-    from cac_lightning.inference.checkpoint import load_model
+    from cac_lightning.inference import Predictor
     from cac_lightning.io.scan_outputs import check_out_not_in_input, prepare_out_dir
 
     out = Path(args.out)
     items = expand_inputs(args.inputs)
     check_out_not_in_input(out, [p for p, _ in items])
     try:
-        model = load_model(args.ckpt, args.device)
+        predictor = Predictor.from_checkpoint(args.ckpt, args.device, args.batch_size)
     except (TypeError, ValueError) as err:  # network arguments the code does not know
         raise InputError(
             f"{args.ckpt}: the network hyper-parameters do not fit this version ({err})"
         ) from None
-    cfg = config(model.scoring)
+    cfg = config(predictor.scoring)
+    strict = bool(getattr(args, "strict_domain", False))
     prepare_out_dir(out)
     done: dict[str, str] = {}
     failed: list[str] = []
+    domain_failed = False
     bar = tqdm(items, desc="cac-score", unit="scan", disable=len(items) < 2, file=sys.stderr)
     for path, scan_id in bar:
         try:
-            report = _score_one(args, model, cfg, out, path, scan_id)
+            report = _score_one(args, predictor, cfg, out, path, scan_id, strict, bar)
+        except DomainError as err:
+            domain_failed = True
+            failed.append(path)
+            bar.write(f"cac-score: error: {path}: {err}", file=sys.stderr)
+            continue
         except CACError as err:
             failed.append(path)
             bar.write(f"cac-score: error: {path}: {err}", file=sys.stderr)
@@ -82,10 +94,14 @@ def score_with_checkpoint(args, config) -> int:
     )
     if not failed:
         return 0
+    if domain_failed:
+        return EXIT_USER_ERROR  # --strict-domain refused a scan: a user error
     return EXIT_USER_ERROR if len(items) == 1 else 1  # one scan: as for --mask
 
 
-def _score_one(args, model, cfg, out: Path, path: str, scan_id: str | None) -> dict:
+def _score_one(
+    args, predictor, cfg, out: Path, path: str, scan_id: str | None, strict: bool, bar
+) -> dict:
     """Read, predict, score and write one scan; its outputs appear together or not at all."""
     from cac_lightning.io import read_volume, write_label_map
     from cac_lightning.io.results import scan_report
@@ -94,23 +110,25 @@ def _score_one(args, model, cfg, out: Path, path: str, scan_id: str | None) -> d
     t0 = time.perf_counter()
     vol = read_volume(path, series_uid=args.series_uid)
     vol.scan_id = output_id(scan_id or vol.scan_id, scan_key(vol))
+    warnings = predictor.warnings(vol)
+    if strict and warnings:
+        raise DomainError(f"outside the training domain: {'; '.join(warnings)}")
+    for line in warnings:
+        bar.write(f"cac-score: warning: {vol.scan_id}: {line}", file=sys.stderr)
     t1 = time.perf_counter()
-    # --- model prediction (one call) ---
-    labels = model.predict(vol.hu, args.batch_size)
-    # -----------------------------------
+    threshold = predictor.threshold_for(vol, cfg)
+    labels = predictor.predict(vol, threshold_hu=threshold)
     t2 = time.perf_counter()
     report = scan_report(vol, labels, cfg)
+    report["threshold_hu"] = threshold
+    report["warnings"] = warnings
     t3 = time.perf_counter()
     report["timing_s"] = {
         "read": round(t1 - t0, 4),
         "infer": round(t2 - t1, 4),
         "score": round(t3 - t2, 4),
     }
-    report["model"] = {
-        "checkpoint": Path(args.ckpt).name,
-        "net": model.net.__class__.__name__,
-        "device": str(model.device),
-    }
+    report["model"] = predictor.describe()
     with scan_outputs(out, vol.scan_id) as staged:
         if args.save_labels:
             write_label_map(labels, vol.geometry, staged.path("_labels.nii.gz"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,7 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
     assert runs and any(runs[0].rglob("*.wandb"))
     assert list(runs[0].rglob("media/images/val/overlays*.png"))  # overlay images logged
     assert (out / "metrics.json").is_file()
-    assert "test/agatston_mae" in metrics and "test_zero/fp_rate" in metrics
+    assert "test/agatston_mae" in metrics and "test_zero/zero_cac_flagged_rate" in metrics
     ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["hyper_parameters"]["net"]["name"] == "unetplusplus"
 
@@ -102,35 +103,50 @@ def test_bad_data_dir_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(train_cfg, cohort):
-    cfg = _cfg(
-        train_cfg,
-        cohort,
-        "trainer=ddp_cpu",
-        "trainer.max_epochs=1",
-        "test=false",
-        "data.num_workers=0",
+    # no logger: Lightning's CSVLogger cannot add columns across ddp_spawn's fit and test
+    # processes (its header lives in the spawned process)
+    cfg = train_cfg(
+        [
+            f"data.data_dir={cohort}",
+            "logger=[]",
+            "callbacks.lr_monitor=null",
+            "trainer=ddp_cpu",
+            "trainer.max_epochs=1",
+            "data.num_workers=0",
+        ]
     )
     metrics, objs = train(cfg)
     t = objs["trainer"]
     assert t.world_size == 2
     assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
     assert "val/agatston_mae" in metrics
+    # test scans are sharded across the two ranks and gathered: every scan is scored once
+    dm = objs["datamodule"]
+    dm.setup("test")
+    for split in ("val", "test", "test_zero"):
+        n = len(dm.scans(split))
+        assert n >= 1 and metrics[f"{split}/n_scans"] == n, split
 
 
 def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
-    """cac-eval on a freshly trained checkpoint writes the paper's report."""
+    """cac-eval on a freshly trained checkpoint writes the paper's report, and its metrics are
+    those of cac-train's test callback on the same checkpoint and scans (one metric path)."""
     import json
 
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
+    from cac_lightning.callbacks import ScanAgatstonEvaluation
     from cac_lightning.cli.evaluate import evaluate
     from cac_lightning.config import CONF_DIR
 
     cfg = _cfg(train_cfg, cohort, "trainer.max_epochs=1", "test=false")
-    train(cfg)
+    _, objs = train(cfg)
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    trainer = objs["trainer"]
+    trainer.test(objs["model"], datamodule=objs["datamodule"], ckpt_path=str(ckpt), verbose=False)
+    callback = next(c for c in trainer.callbacks if isinstance(c, ScanAgatstonEvaluation))
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
         ecfg = compose(
@@ -152,3 +168,8 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
     assert "### Table 6" in (out / "report.md").read_text()
     assert (out / "bland_altman_test.png").is_file()
     assert "test/icc_agatston_total" in metrics
+    for key in ("agatston_mae", "icc_agatston_total", "kappa", "kappa_linear", "dice"):
+        for split in ("test", "test_zero"):
+            a, b = callback.metrics[f"{split}/{key}"], metrics[f"{split}/{key}"]
+            assert a == b or (math.isnan(a) and math.isnan(b)), (split, key, a, b)
+    assert math.isfinite(metrics["test/agatston_mae"]) and math.isfinite(metrics["test/dice"])
