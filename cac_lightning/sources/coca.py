@@ -50,6 +50,13 @@ logger = logging.getLogger(__name__)
 
 RELEASE = "Gated_release_final"
 
+PAPER_FRACTIONS: tuple[float, float, float] = (0.7, 0.1, 0.2)
+"""Train / val / test shares of the calcium-positive scans (Hong et al. 2022, 2.1: 754/98/215)."""
+ZERO_SPLIT = "test_zero"
+"""Where zero-calcium scans go (the paper's Testing Data Set 2, 2.1)."""
+STRATIFY_BY = "risk_category"
+"""Positive scans are split within each risk category C2-C5 (Table 2) of the reference score."""
+
 
 @dataclass
 class ImportResult:
