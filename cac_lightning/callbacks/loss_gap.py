@@ -95,7 +95,7 @@ class LossGapStopping(Callback):
             {"epoch": epoch, "train": float(train_loss), "val": float(val_loss), "gap": gap}
         )
         log.info(
-            "epoch %d: loss train %.3g val %.3g, gap %s %.3g (stop above %.3g for %d epochs: %d/%d)",
+            "epoch %d: loss train %.3g val %.3g, gap %s %.3g (stop above %.3g x%d: %d/%d)",
             epoch,
             train_loss,
             val_loss,

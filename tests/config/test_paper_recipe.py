@@ -1,4 +1,4 @@
-"""The recipe card docs/paper_recipe.md is a test: every row matches the composed paper_* configs."""
+"""The recipe card docs/paper_recipe.md is a test: each row matches the composed paper_* configs."""
 
 from __future__ import annotations
 
