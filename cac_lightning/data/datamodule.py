@@ -185,6 +185,16 @@ class CACDataModule(pl.LightningDataModule):
         check_patient_splits(rows)
         return rows
 
+    def check_source(self) -> None:
+        """Fail fast (before a trainer is built): a manifest dataset needs its manifest.
+
+        Raises:
+            InputError: ``synthetic`` is None and there is no manifest (one line naming
+                the ``cac-import-coca`` command); nothing is written.
+        """
+        if self.synthetic is None:
+            self._rows()
+
     def prepare_data(self) -> None:
         """Generate the synthetic cohort if asked and missing, then fill the cache."""
         if self.synthetic is not None and not self.manifest_path.is_file():

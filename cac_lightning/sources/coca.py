@@ -14,12 +14,22 @@ settings, as ``cac-score --mask`` computes them). ``scan_id`` and
 ``patient_id`` are ``coca-<pid>`` (the COCA folder index, never a DICOM field).
 A patient without an XML file is a zero-calcium scan. Existing label files in
 ``OUT/labels`` are replaced; an existing manifest is never overwritten.
+
+Splits (``OUT/splits.json``, written beside the manifest): without split options
+the paper's design (Hong et al. 2022, 2.1; :func:`paper_splits`): the
+calcium-positive scans 70/10/20 % train/val/test, stratified by risk category
+C2-C5 of the reference score, the zero-calcium scans to ``test_zero``; seeded,
+and on a re-import into the same ``OUT`` the scans listed in ``splits.json``
+keep their split. ``--split NAME`` puts every scan in one split and
+``--split-fractions`` cuts a seeded order without stratification.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,10 +48,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CocaROI",
     "ImportResult",
+    "PAPER_FRACTIONS",
+    "STRATIFY_BY",
+    "ZERO_SPLIT",
     "assign_splits",
     "find_release",
     "import_coca",
     "list_patients",
+    "paper_splits",
     "parse_coca_xml",
     "run_import",
 ]
@@ -75,6 +89,19 @@ class ImportResult:
     failures: dict[str, str] = field(default_factory=dict)
     stats: RasterStats = field(default_factory=RasterStats)
     n_without_xml: int = 0
+    splits_path: Path | None = None
+
+    def split_line(self) -> str:
+        """One line: scans per split, and which splits are empty."""
+        counts = {name: sum(r.split == name for r in self.rows) for name in SPLITS}
+        text = "splits: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        empty = [k for k in ("train", "val", "test") if not counts[k]]
+        if empty:
+            text += (
+                f" (empty: {', '.join(empty)}: cac-train needs train and val scans and tests "
+                "on test; import at least 3 calcium-positive scans)"
+            )
+        return text
 
     def summary(self) -> str:
         """One line: patients imported and the ROI counts."""
@@ -143,12 +170,73 @@ def assign_splits(
         return dict.fromkeys(pids, split)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
         raise InputError(f"split fractions must be 3 numbers >= 0 summing to 1, got {fractions}")
-    order = sorted(pids, key=lambda p: hashlib.sha256(f"{seed}:{p}".encode()).hexdigest())
+    order = sorted(pids, key=lambda p: _hash_key(seed, p))
     n_train = round(fractions[0] * len(order))
     n_val = min(round(fractions[1] * len(order)), len(order) - n_train)
     names = ["train"] * n_train + ["val"] * n_val
     names += ["test"] * (len(order) - len(names))
     return dict(zip(order, names, strict=True))
+
+
+def _hash_key(seed: int, name: str) -> str:
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
+
+
+def split_counts(n: int, fractions: Sequence[float] = PAPER_FRACTIONS) -> tuple[int, int, int]:
+    """(train, val, test) counts of ``n`` scans: rounded shares, each >= 1 once ``n >= 3``.
+
+    Tiny datasets: 1 scan -> train; 2 -> train and val (no test); from 3 on every split
+    gets at least one scan (taken from train), e.g. 3 -> 1/1/1, 5 -> 3/1/1, 10 -> 7/1/2.
+    """
+    if n <= 0:
+        return 0, 0, 0
+    if n == 1:
+        return 1, 0, 0
+    if n == 2:
+        return 1, 1, 0
+    n_val = int(math.floor(fractions[1] * n + 0.5))
+    n_test = int(math.floor(fractions[2] * n + 0.5))
+    n_val, n_test = max(n_val, 1), max(n_test, 1)
+    return n - n_val - n_test, n_val, n_test
+
+
+def paper_splits(
+    agatston: dict[str, float],
+    seed: int = 0,
+    fractions: Sequence[float] = PAPER_FRACTIONS,
+) -> dict[str, str]:
+    """The paper's patient-level splits (Hong et al. 2022, 2.1) from total Agatston scores.
+
+    Zero-calcium scans go to :data:`ZERO_SPLIT`. The positive scans are ordered by risk
+    category (:data:`STRATIFY_BY`), then by a hash of (seed, id), and dealt out so that
+    after every scan each split's count is as close as possible to its share (largest
+    deficit first, ties in train, val, test order) until it reaches its total from
+    :func:`split_counts`: every category is split in (nearly) the same proportions.
+
+    Args:
+        agatston: scan (or patient) id -> total reference Agatston score.
+        seed: changes the order within each category.
+        fractions: (train, val, test) shares of the positive scans.
+
+    Returns:
+        id -> split.
+    """
+    from cac_lightning.scoring.risk import risk_category
+
+    out = {k: ZERO_SPLIT for k, a in agatston.items() if float(a) <= 0.0}
+    positive = sorted(
+        (k for k, a in agatston.items() if float(a) > 0.0),
+        key=lambda k: (risk_category(agatston[k]), _hash_key(seed, k)),
+    )
+    quota = split_counts(len(positive), fractions)
+    shares = [q / max(len(positive), 1) for q in quota]
+    counts = [0, 0, 0]
+    for i, k in enumerate(positive):
+        open_ = [j for j in range(3) if counts[j] < quota[j]]
+        j = max(open_, key=lambda j: (shares[j] * (i + 1) - counts[j], -j))
+        counts[j] += 1
+        out[k] = SPLITS[j]
+    return out
 
 
 def _series_dir(patient_dir: Path) -> Path:
@@ -198,7 +286,7 @@ def run_import(
     out_dir: str | Path,
     patients: Sequence[str] | None = None,
     *,
-    split: str = "test",
+    split: str | None = None,
     fractions: Sequence[float] | None = None,
     seed: int = 0,
     config: ScoringConfig | None = None,
@@ -210,7 +298,10 @@ def run_import(
         coca_root: folder holding ``Gated_release_final`` (or that folder).
         out_dir: output folder; must not hold a ``manifest.csv`` yet.
         patients: patient folder names (default: all).
-        split / fractions / seed: see :func:`assign_splits`.
+        split / fractions: one split for every scan, or seeded fractions (see
+            :func:`assign_splits`); both None (default): the paper's splits
+            (:func:`paper_splits`), reusing ``out_dir/splits.json`` when present.
+        seed: seed of the split order.
         config: a :class:`cac_lightning.scoring.ScoringConfig` for the reference
             scores (default: its defaults, as ``cac-score --mask``).
         progress: called with one line per patient (imported or failed).
@@ -235,7 +326,12 @@ def run_import(
             raise InputError(f"no patient folder {', '.join(missing)} in {release / 'patient'}")
     if not chosen:
         raise InputError(f"no patient folders in {release / 'patient'}")
-    splits = assign_splits(chosen, split=split, fractions=fractions, seed=seed)
+    paper = split is None and fractions is None
+    splits = (
+        dict.fromkeys(chosen, "train")
+        if paper
+        else assign_splits(chosen, split=split or "test", fractions=fractions, seed=seed)
+    )
     result = ImportResult()
     for pid in chosen:
         try:
@@ -254,8 +350,59 @@ def run_import(
         else:
             logger.info(line)
     if result.rows:
+        result.splits_path = _write_splits(out, result.rows, paper, seed, split, fractions)
         result.manifest = write_manifest(manifest, result.rows)
     return result
+
+
+def _write_splits(
+    out: Path,
+    rows: list[ManifestRow],
+    paper: bool,
+    seed: int,
+    split: str | None,
+    fractions: Sequence[float] | None,
+) -> Path:
+    """Set the paper's splits on ``rows`` (reusing ``out/splits.json``) and write the file."""
+    from cac_lightning.io.atomic import atomic_write_text
+
+    path = out / "splits.json"
+    if paper:
+        previous: dict[str, str] = {}
+        if path.is_file():
+            try:
+                saved = json.loads(path.read_text())
+                previous = {str(k): str(v) for k, v in saved["splits"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise InputError(f"{path} is not a splits file; move it away") from None
+            bad = sorted({v for v in previous.values()} - set(SPLITS))
+            if bad:
+                raise InputError(f"{path}: unknown split(s) {bad}")
+        new = {r.scan_id: r.ref_agatston for r in rows if r.scan_id not in previous}
+        assigned = {**paper_splits(new, seed), **previous}
+        for r in rows:
+            r.split = assigned[r.scan_id]
+        rule = {
+            "rule": "paper",
+            "fractions": list(PAPER_FRACTIONS),
+            "stratify_by": STRATIFY_BY,
+            "zero_calcium": ZERO_SPLIT,
+        }
+        kept = {k: v for k, v in previous.items() if k not in {r.scan_id for r in rows}}
+        table = {**kept, **{r.scan_id: r.split for r in rows}}
+    else:
+        rule = (
+            {"rule": "fractions", "fractions": list(fractions)}
+            if fractions
+            else {
+                "rule": "single",
+                "split": split,
+            }
+        )
+        table = {r.scan_id: r.split for r in rows}
+    doc = {**rule, "seed": int(seed), "splits": dict(sorted(table.items()))}
+    atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+    return path
 
 
 def import_coca(
