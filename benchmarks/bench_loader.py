@@ -98,10 +98,13 @@ def main() -> None:
             )
             dm.setup("fit")
             rate = throughput(dm, args.batches)
+            item = dm.train_dataloader().dataset[0]
+            nbytes = sum(item[k].numel() * item[k].element_size() for k in ("image", "target"))
             print(
                 f"size {args.size} crop {args.crop} augment {not args.no_augment} "
-                f"workers {workers} batch {args.batch_size}: {rate:.0f} slices/s "
-                f"({os.cpu_count()} CPUs)"
+                f"workers {workers} batch {args.batch_size}: {rate:.0f} slices/s, "
+                f"{1e3 / rate:.2f} ms/slice, {nbytes / 2**20:.2f} MiB/sample "
+                f"(target {item['target'].dtype}; {os.cpu_count()} CPUs)"
             )
 
 
