@@ -69,9 +69,9 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
     the totals, Cohen's kappa of the risk categories, the false-positive rate), about 10x
     faster than the full summary; any other key goes through ``summarise`` itself.
     """
-    from cac_lightning.callbacks.agatston import RISK, summarise
     from cac_lightning.evaluation.stats import cohen_kappa, icc_a1
-    from cac_lightning.scoring import risk_category
+    from cac_lightning.scoring.risk import RISK_CATEGORIES as RISK
+    from cac_lightning.scoring.risk import risk_category
 
     name = key.split("/", 1)[1]
 
@@ -90,6 +90,8 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
         if name == "fp_rate":
             zero = r == 0
             return float(np.mean(p[zero] > 0)) if zero.any() else math.nan
+        from cac_lightning.callbacks.agatston import summarise  # torch + Lightning: only here
+
         value = summarise(split, ref, pred).get(key, math.nan)
         return float(value) if value is not None else math.nan
 
