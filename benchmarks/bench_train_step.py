@@ -63,7 +63,7 @@ def compose(experiment: str, overrides: list[str]):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return hydra_compose(config_name="train", overrides=[f"experiment={experiment}", *overrides])
+        return hydra_compose("train", overrides=[f"experiment={experiment}", *overrides])
 
 
 def run(net: str, compile_: bool, data_dir: Path, args, ckpt_out: Path | None) -> str:

@@ -65,7 +65,8 @@ def test_bf16_channels_last_training_step(tmp_path):
     loss = float(trainer.callback_metrics["train/loss"])
     assert np.isfinite(loss) and loss > 0
     assert all(p.dtype == torch.float32 for p in module.parameters())  # master weights fp32
-    changed = sum(not torch.equal(a, b.cpu()) for a, b in zip(before, module.parameters()))
+    after = list(module.parameters())
+    changed = sum(not torch.equal(a, b.cpu()) for a, b in zip(before, after, strict=True))
     assert changed > len(before) // 2
     trainer.save_checkpoint(tmp_path / "gpu.ckpt")
     assert (tmp_path / "gpu.ckpt").stat().st_size > 10_000
