@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_loader import write_cohort  # noqa: E402
+from bench_loader import write_cached_cohort  # noqa: E402
 
 
 class StepTimer(Callback):
@@ -135,7 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "cohort"
         data_dir.mkdir()
-        write_cohort(data_dir, args.scans, args.size, args.slices)
+        write_cached_cohort(data_dir, args.scans, args.size, args.slices)
         runs = [(n, c == "on") for n in args.nets for c in args.compile]
         for i, (net, compile_) in enumerate(runs):
             ckpt = args.ckpt_out if i == len(runs) - 1 else None

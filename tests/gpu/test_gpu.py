@@ -73,9 +73,9 @@ def test_bf16_channels_last_training_step(tmp_path):
 
 
 def test_cac_score_on_cuda(tmp_path):
-    import SimpleITK as sitk
-
     from cac_lightning.cli.score import main
+    from cac_lightning.io.dicom_write import write_dicom_series
+    from cac_lightning.io.volume import Geometry
 
     module = _module()
     ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
@@ -83,14 +83,12 @@ def test_cac_score_on_cuda(tmp_path):
     rng = np.random.default_rng(0)
     hu = rng.normal(40, 15, size=(12, 128, 128)).astype(np.int16)
     hu[5, 60:66, 60:66] = 450
-    img = sitk.GetImageFromArray(hu)
-    img.SetSpacing((0.5, 0.5, 3.0))
-    sitk.WriteImage(img, str(tmp_path / "scan.nii.gz"))
+    g = Geometry(shape=hu.shape, pixel_spacing=(0.5, 0.5), slice_spacing=3.0,
+                 origin=(0.0, 0.0, 0.0), slice_thickness=3.0)  # fmt: skip
+    scan = write_dicom_series(hu, g, tmp_path / "scan", patient_id="GPUTEST")
     out = tmp_path / "out"
-    rc = main(
-        [str(tmp_path / "scan.nii.gz"), "--ckpt", str(tmp_path / "m.ckpt"), "--out", str(out),
-         "--device", "cuda"]
-    )  # fmt: skip
+    ckpt = str(tmp_path / "m.ckpt")
+    rc = main([str(scan), "--ckpt", ckpt, "--out", str(out), "--device", "cuda"])
     assert rc == 0
     reports = [json.loads(p.read_text()) for p in out.glob("*.json")]
     reports = [r for r in reports if "scores" in r]
