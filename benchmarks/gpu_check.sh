@@ -76,7 +76,7 @@ fi
 echo "gpu_check: $(date -u +%FT%TZ) dry=$DRY repo=$ROOT"
 ENV_T0=$SECONDS
 step "environment" 60 "$PY" -c "
-import importlib, platform
+import importlib.util, platform
 need = ['torch', 'lightning', 'torchmetrics', 'hydra', 'omegaconf', 'pydicom', 'scipy', 'PIL',
         'numpy', 'pytest', 'cac_lightning']
 missing = [m for m in need if importlib.util.find_spec(m) is None]
