@@ -135,9 +135,11 @@ def bootstrap_paired(
         d = d[np.isfinite(d)]
         if d.size == 0:
             return PairedDifference(math.nan, math.nan, math.nan, 0, math.nan, "seeds")
+        if d.size < 2:  # one seed: nothing to resample
+            return PairedDifference(float(d.mean()), math.nan, math.nan, 1, math.nan, "seeds")
         reps = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
         lo, hi = _percentiles(reps)
-        sd = float(d.std(ddof=1)) if d.size > 1 else math.nan
+        sd = float(d.std(ddof=1))
         return PairedDifference(float(d.mean()), lo, hi, int(d.size), sd, "seeds")
 
     split = key.split("/")[0]

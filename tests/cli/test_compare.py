@@ -101,6 +101,8 @@ def test_bootstrap_interval_includes_scan_sampling():
     res = bootstrap_paired(a, b, "test/icc_agatston_total", n_boot=300)
     assert res.n_seeds == 1 and res.lo < res.diff < res.hi and res.hi - res.lo > 1e-4
     assert bootstrap_paired({1: 0.5, 2: 0.6}, {1: 0.7, 2: 0.8}, "test/dice").level == "seeds"
+    one = bootstrap_paired({1: 0.5}, {1: 0.7}, "test/dice")  # one seed, no per-scan records
+    assert one.diff == pytest.approx(0.2) and not one.distinguishable and one.lo != one.lo
 
 
 def test_seeds_needed():
