@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from cac_lightning.data.datamodule import CACDataModule
 from cac_lightning.data.manifest import ManifestRow, write_manifest
@@ -40,12 +39,58 @@ def write_cohort(root: Path, n_scans: int, size: int, n_slices: int) -> None:
             r, c = rng.integers(3 * s, 10 * s, size=2)
             hu[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 400
             labels[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 1 + z % 4
+        import SimpleITK as sitk
+
         for name, arr in ((f"s{k}.nii.gz", hu), (f"s{k}_label.nii.gz", labels)):
             img = sitk.GetImageFromArray(arr)
             img.SetSpacing((200.0 / size, 200.0 / size, 3.0))
             sitk.WriteImage(img, str(root / name))
         image, label = root / f"s{k}.nii.gz", root / f"s{k}_label.nii.gz"
         rows.append(ManifestRow(f"s{k}", f"P{k}", image, label, splits[k]))
+    write_manifest(root, rows)
+
+
+def write_cached_cohort(root: Path, n_scans: int, size: int, n_slices: int) -> None:
+    """The same cohort written straight into the scan cache (no SimpleITK, no DICOM).
+
+    The manifest points at small placeholder files; each scan's cache entry
+    (``hu.npy``, ``labels.npy``, ``meta.json``, keyed by :func:`cache_key` of its row)
+    is written directly, so the loader reads exactly what it reads after a real cache
+    build. For machines without SimpleITK (the GPU check).
+    """
+    import json
+
+    from cac_lightning.data.cache import PREPROCESS_VERSION, cache_key
+
+    rows = []
+    splits = ["val"] + ["train"] * (n_scans - 1)
+    for k in range(n_scans):
+        rng = np.random.default_rng(k)
+        hu = rng.normal(40, 20, size=(n_slices, size, size)).astype(np.int16)
+        s = size // 16
+        hu[:, 12 * s : 14 * s, 7 * s : 9 * s] = 900
+        labels = np.zeros(hu.shape, dtype=np.uint8)
+        for z in range(0, n_slices, 3):
+            r, c = rng.integers(3 * s, 10 * s, size=2)
+            hu[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 400
+            labels[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 1 + z % 4
+        image, label = root / f"s{k}.placeholder", root / f"s{k}_label.placeholder"
+        image.write_text("see .cache")
+        label.write_text("see .cache")
+        row = ManifestRow(f"s{k}", f"P{k}", image, label, splits[k])
+        rows.append(row)
+        entry = root / ".cache" / cache_key(row)
+        entry.mkdir(parents=True)
+        np.save(entry / "hu.npy", hu)
+        np.save(entry / "labels.npy", labels)
+        sp = 200.0 / size
+        geometry = {"shape": list(hu.shape), "pixel_spacing": [sp, sp], "slice_spacing": 3.0,
+                    "origin": [0.0, 0.0, 0.0], "direction": [1, 0, 0, 0, 1, 0, 0, 0, 1],
+                    "slice_thickness": 3.0}  # fmt: skip
+        meta = {"version": PREPROCESS_VERSION, "scan_id": row.scan_id, "patient_id": row.patient_id,
+                "split": row.split, "geometry": geometry, "kvp": 120.0, "mass_factor": None,
+                "ref": {}, "positive": (labels > 0).any(axis=(1, 2)).tolist()}  # fmt: skip
+        (entry / "meta.json").write_text(json.dumps(meta))
     write_manifest(root, rows)
 
 
@@ -76,11 +121,15 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=100)
     ap.add_argument("--crop", type=int, default=None)
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument(
+        "--prebuilt-cache", action="store_true", help="write the cache directly (no SimpleITK)"
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        write_cohort(root, args.scans, args.size, args.slices)
+        writer = write_cached_cohort if args.prebuilt_cache else write_cohort
+        writer(root, args.scans, args.size, args.slices)
         t0 = time.perf_counter()
         CACDataModule(str(root)).prepare_data()
         n = args.scans * args.slices
@@ -98,10 +147,13 @@ def main() -> None:
             )
             dm.setup("fit")
             rate = throughput(dm, args.batches)
+            item = dm.train_dataloader().dataset[0]
+            nbytes = sum(item[k].numel() * item[k].element_size() for k in ("image", "target"))
             print(
                 f"size {args.size} crop {args.crop} augment {not args.no_augment} "
-                f"workers {workers} batch {args.batch_size}: {rate:.0f} slices/s "
-                f"({os.cpu_count()} CPUs)"
+                f"workers {workers} batch {args.batch_size}: {rate:.0f} slices/s, "
+                f"{1e3 / rate:.2f} ms/slice, {nbytes / 2**20:.2f} MiB/sample "
+                f"(target {item['target'].dtype}; {os.cpu_count()} CPUs)"
             )
 
 

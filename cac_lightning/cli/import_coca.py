@@ -1,8 +1,12 @@
 """``cac-import-coca``: convert the Stanford COCA gated release into a cac-lightning dataset.
 
-Prints one line per patient (scan_id, ROIs, total Agatston) and a summary. A
-patient that fails is reported in one line and the others still import; the
-exit code is then 1. Bad arguments or a bad COCA_ROOT: one line, exit 2.
+Prints one line per patient (scan_id, ROIs, total Agatston), a summary and the
+scans per split. Without split options the splits are the paper's (calcium-positive
+scans 70/10/20 % train/val/test stratified by risk category, zero-calcium scans to
+test_zero; seeded; OUT/splits.json, reused on a re-import into OUT), so
+``cac-import-coca ROOT --out data/coca && cac-train data=coca`` trains. A patient
+that fails is reported in one line and the others still import; the exit code is
+then 1. Bad arguments or a bad COCA_ROOT: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -35,17 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     splits.add_argument(
         "--split",
         choices=SPLITS,
-        default="test",
-        help="split of every imported scan (default: test)",
+        default=None,
+        help="put every imported scan in this split (default: the paper's splits: "
+        "calcium-positive 70/10/20 train/val/test by risk category, zero-calcium to test_zero)",
     )
     splits.add_argument(
         "--split-fractions",
         nargs=3,
         type=float,
         metavar=("TRAIN", "VAL", "TEST"),
-        help="deterministic patient-level split, e.g. 0.6 0.2 0.2",
+        help="seeded patient-level split without stratification, e.g. 0.6 0.2 0.2",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the --split-fractions order")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split order (default 0)")
     return p
 
 
@@ -64,7 +69,8 @@ def _main(argv: list[str] | None = None) -> int:
     )
     print(result.summary())
     if result.manifest is not None:
-        print(f"manifest: {result.manifest}")
+        print(result.split_line())
+        print(f"manifest: {result.manifest} (splits: {result.splits_path})")
     if result.failures:
         print(
             f"cac-import-coca: error: {len(result.failures)} patient(s) failed: "

@@ -58,6 +58,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     hparams = check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
+    if hasattr(datamodule, "check_source"):
+        datamodule.check_source()  # a missing manifest: one line before any trainer is built
     model = instantiate(cfg.model)
     callbacks = _instantiate_dict(cfg.get("callbacks"))
     ckpt_path = cfg.get("ckpt_path") if cfg.get("train") else None

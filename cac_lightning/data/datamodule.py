@@ -1,12 +1,17 @@
 """The Lightning DataModule: manifest -> scan cache -> balanced slice loaders.
 
-``prepare_data`` (rank 0 only) generates the synthetic cohort when asked and
-the manifest is missing, then preprocesses every scan into the cache.
+``prepare_data`` (rank 0 only) generates the synthetic cohort when asked
+(``synthetic`` set) and the manifest is missing, then preprocesses every scan
+into the cache. A manifest dataset (``synthetic`` None: COCA, a user's own)
+never generates anything: a missing manifest is one line naming the
+``cac-import-coca`` command, and nothing is written into ``data_dir``.
 ``setup`` reads the manifest, checks that splits are patient-level and opens
 the cache entries as memmaps. Loaders:
 
 - train: :class:`BalancedSliceSampler` (positive:negative = ``pos_fraction``,
-  a new draw each epoch), augmented, optionally cropped;
+  a new draw each epoch of as many slices as the training split has, with
+  replacement, unless ``samples_per_epoch`` says otherwise), augmented if
+  configured, optionally cropped;
 - val: a fixed balanced draw (same every epoch), no augmentation, whole slices,
   so the validation loss is comparable to the training loss (the paper's
   stopping rule compares the two focal losses, Hong et al. 2022, 2.4);
@@ -78,10 +83,14 @@ class CACDataModule(pl.LightningDataModule):
         batch_size: slices per batch; default 4 (the paper's).
         num_workers / pin_memory / persistent_workers: DataLoader options.
         pos_fraction: share of calcium-positive slices per epoch; default 0.5.
-        samples_per_epoch: training slices per epoch (all ranks); default 2 x the
-            number of positive training slices.
+        samples_per_epoch: training slices per epoch (all ranks); default (None)
+            the number of training slices, the paper's epoch. A smaller number is
+            an explicit choice (CPU recipes).
         window: HU window of the image channel; default (-1024, 2048).
-        threshold_hu: mask channel threshold; default 130 HU.
+        threshold_hu: mask channel threshold when ``per_scan_threshold`` is False;
+            default 130 HU.
+        per_scan_threshold: build each scan's mask channel with its own
+            threshold, ``threshold_for_kvp(kvp)`` (default True; 130 HU at 120 kVp).
         augment: :class:`AugmentConfig` options (p, rotate_deg, scale, hu_shift,
             hu_scale, noise_sd) for training; ``None`` = no augmentation (the
             paper reports none). Never applied to val / test.
@@ -105,6 +114,7 @@ class CACDataModule(pl.LightningDataModule):
         samples_per_epoch: int | None = None,
         window: tuple[float, float] = DEFAULT_WINDOW,
         threshold_hu: float = DEFAULT_THRESHOLD_HU,
+        per_scan_threshold: bool = True,
         augment: dict | None = None,
         seed: int = 0,
         crop: int | None = None,
@@ -128,6 +138,7 @@ class CACDataModule(pl.LightningDataModule):
                     samples_per_epoch=samples_per_epoch,
                     window=window,
                     threshold_hu=threshold_hu,
+                    per_scan_threshold=per_scan_threshold,
                     augment=augment,
                     seed=seed,
                     crop=crop,
@@ -148,6 +159,7 @@ class CACDataModule(pl.LightningDataModule):
         window = _plain(window)
         self.window = (float(window[0]), float(window[1]))
         self.threshold_hu = float(threshold_hu)
+        self.per_scan_threshold = bool(per_scan_threshold)
         self.augment = AugmentConfig.from_dict(_plain(augment) if augment is not None else None)
         self.seed = int(seed)
         self.crop = int(crop) if crop else None
@@ -163,14 +175,25 @@ class CACDataModule(pl.LightningDataModule):
     def _rows(self) -> list[ManifestRow]:
         if not self.manifest_path.is_file():
             raise InputError(
-                f"no manifest at {self.manifest_path}: make one with cac-synth or "
-                "cac-import-coca, or set data.synthetic to generate a cohort"
+                f"no manifest at {self.manifest_path}: import the COCA scans with "
+                f"`cac-import-coca COCA_ROOT --out {self.manifest_path.parent}` "
+                "(or make a synthetic cohort with cac-synth, or use data=synthetic)"
             )
         rows = read_manifest(self.manifest_path)
         if not rows:
             raise InputError(f"{self.manifest_path}: the manifest lists no scans")
         check_patient_splits(rows)
         return rows
+
+    def check_source(self) -> None:
+        """Fail fast (before a trainer is built): a manifest dataset needs its manifest.
+
+        Raises:
+            InputError: ``synthetic`` is None and there is no manifest (one line naming
+                the ``cac-import-coca`` command); nothing is written.
+        """
+        if self.synthetic is None:
+            self._rows()
 
     def prepare_data(self) -> None:
         """Generate the synthetic cohort if asked and missing, then fill the cache."""
@@ -212,15 +235,26 @@ class CACDataModule(pl.LightningDataModule):
     def _dataset(self, splits: Sequence[str], train: bool = False) -> SliceDataset:
         scans = [s for split in splits for s in self.scans(split)]
         if not scans:
-            raise InputError(f"no scans in split(s) {list(splits)} of {self.manifest_path}")
+            raise InputError(
+                f"no scans in split(s) {list(splits)} of {self.manifest_path}: "
+                "cac-import-coca puts 70/10/20% of the calcium-positive scans in "
+                "train/val/test (at least one each from 3 such scans on); "
+                "import more scans or edit the split column"
+            )
         return SliceDataset(
             scans,
             self.window,
-            self.threshold_hu,
+            None if self.per_scan_threshold else self.threshold_hu,
             augment=self.augment if train else None,
             crop=self.crop if train else None,
             seed=self.seed,
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 targets (cheap to load and transfer) -> int64 for the loss, on the device."""
+        if isinstance(batch, dict) and "target" in batch:
+            batch = {**batch, "target": batch["target"].long()}
+        return batch
 
     def _loader(self, dataset: SliceDataset, sampler=None) -> DataLoader:
         return DataLoader(

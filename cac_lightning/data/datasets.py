@@ -1,4 +1,12 @@
-"""Axial slice dataset over cached scans."""
+"""Axial slice dataset over cached scans.
+
+Each scan's input mask channel uses that scan's calcium threshold,
+:func:`cac_lightning.scoring.config.threshold_for_kvp` of its kVp (130 HU at
+120 kVp or unknown kVp, 119 HU at 135 kVp, ...): the same rule as the
+prediction gate and the scorer. Targets are uint8 (a quarter of int64's bytes per
+sample); :meth:`cac_lightning.data.datamodule.CACDataModule.on_after_batch_transfer`
+makes them int64 on the device.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +18,12 @@ from torch.utils.data import Dataset
 
 from cac_lightning.data.cache import CachedScan
 from cac_lightning.data.transforms import (
-    DEFAULT_THRESHOLD_HU,
     DEFAULT_WINDOW,
     AugmentConfig,
     augment_slice,
     make_input,
 )
+from cac_lightning.scoring.config import threshold_for_kvp
 
 __all__ = ["SliceDataset"]
 
@@ -23,7 +31,7 @@ __all__ = ["SliceDataset"]
 class SliceDataset(Dataset):
     """Every axial slice of a list of cached scans.
 
-    An item is ``{"image": float32 (2, H, W), "target": int64 (H, W), "scan": int,
+    An item is ``{"image": float32 (2, H, W), "target": uint8 (H, W), "scan": int,
     "slice": int}`` with ``image`` from :func:`make_input` and ``scan`` the index
     into ``scans``. Keys are a flat slice index, or ``(index, seed)`` pairs as
     yielded by :class:`~cac_lightning.data.samplers.BalancedSliceSampler` with
@@ -33,7 +41,8 @@ class SliceDataset(Dataset):
     Args:
         scans: the cached scans.
         window: HU window of the image channel (:data:`DEFAULT_WINDOW`).
-        threshold_hu: the mask channel threshold (130 HU).
+        threshold_hu: one mask channel threshold for every scan; ``None`` (default)
+            = each scan's own, ``threshold_for_kvp(scan.kvp)``.
         augment: augmentation settings; ``None`` = none (validation / test).
         crop: square crop size for training items; ``None`` = whole slices.
         seed: base seed for plain-index keys.
@@ -43,14 +52,20 @@ class SliceDataset(Dataset):
         self,
         scans: Sequence[CachedScan],
         window: tuple[float, float] = DEFAULT_WINDOW,
-        threshold_hu: float = DEFAULT_THRESHOLD_HU,
+        threshold_hu: float | None = None,
         augment: AugmentConfig | None = None,
         crop: int | None = None,
         seed: int = 0,
     ) -> None:
         self.scans = list(scans)
         self.window = (float(window[0]), float(window[1]))
-        self.threshold_hu = float(threshold_hu)
+        self.thresholds = np.array(
+            [
+                float(threshold_hu) if threshold_hu is not None else threshold_for_kvp(s.kvp)
+                for s in self.scans
+            ],
+            dtype=np.float64,
+        )
         self.augment = augment
         self.crop = int(crop) if crop else None
         self.seed = int(seed)
@@ -88,13 +103,19 @@ class SliceDataset(Dataset):
         scan = self.scans[s]
         hu = np.asarray(scan.hu[z])
         target = np.asarray(scan.labels[z])
+        threshold = float(self.thresholds[s])
         if self.augment is not None or self.crop:
             rng = np.random.default_rng(seed_seq)
-            hu, target = augment_slice(hu, target, rng, self.augment, self.crop)
-        image = make_input(hu[None], self.window, self.threshold_hu)[0]
+            hu, target, mask = augment_slice(
+                hu, target, rng, self.augment, self.crop, threshold_hu=threshold
+            )
+            image = make_input(hu[None], self.window, threshold)[0]
+            image[1] = torch.from_numpy(mask)  # from the original HU, not the jittered one
+        else:
+            image = make_input(hu[None], self.window, threshold)[0]
         return {
             "image": image,
-            "target": torch.from_numpy(target.astype(np.int64)),
+            "target": torch.from_numpy(np.array(target, dtype=np.uint8)),
             "scan": s,
             "slice": z,
         }

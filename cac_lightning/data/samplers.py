@@ -2,11 +2,14 @@
 
 Hong et al. 2022 (section 2.4) balance positive (any calcium) and negative
 axial slices 1:1 by oversampling with the Imbalanced Dataset Sampler (their
-ref [21]). :class:`BalancedSliceSampler` makes the ratio exact per epoch: it
+ref [21]), whose epoch is as many draws as the training set has slices, drawn
+with replacement. :class:`BalancedSliceSampler` has the same epoch by default
+(``num_samples`` = number of slices) and makes the ratio exact per epoch: it
 draws ``round(pos_fraction * n)`` positive and the rest negative slices, each
 class as consecutive shuffled passes over its slices (sampling with replacement
 across passes, so every slice of a class is drawn floor(q / n_c) or
-ceil(q / n_c) times), then shuffles the draw.
+ceil(q / n_c) times), then shuffles the draw. A smaller ``num_samples`` is an
+explicit option (the CPU recipes use it to keep an epoch short).
 """
 
 from __future__ import annotations
@@ -50,9 +53,9 @@ class BalancedSliceSampler(Sampler):
 
     Args:
         positive: (N,) bool, True for slices with any calcium label.
-        num_samples: size of one epoch's draw over all ranks; default 2 x the
-            number of positive slices (all slices when there are none). Rounded
-            up to a multiple of ``num_replicas``.
+        num_samples: size of one epoch's draw over all ranks; default the number
+            of slices (the paper's epoch). Rounded up to a multiple of
+            ``num_replicas``.
         pos_fraction: share of positive slices in the draw; default 0.5 (1:1).
         seed: base seed; the draw depends only on (seed, epoch, num_samples).
         num_replicas: DDP world size; default from ``torch.distributed`` when
@@ -102,7 +105,7 @@ class BalancedSliceSampler(Sampler):
             log.warning("no %s slices among %d: sampling the other class only", kind, pos.size)
             self.pos_fraction = 0.0 if no_pos else 1.0
         if num_samples is None:
-            num_samples = 2 * self.pos_idx.size if self.pos_idx.size else pos.size
+            num_samples = int(pos.size)
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         self.num_replicas, self.rank = _dist_defaults(num_replicas, rank)

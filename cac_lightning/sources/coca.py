@@ -14,11 +14,18 @@ settings, as ``cac-score --mask`` computes them). ``scan_id`` and
 ``patient_id`` are ``coca-<pid>`` (the COCA folder index, never a DICOM field).
 A patient without an XML file is a zero-calcium scan. Existing label files in
 ``OUT/labels`` are replaced; an existing manifest is never overwritten.
+
+Splits (``OUT/splits.json``, written beside the manifest): without split options
+the paper's design (Hong et al. 2022, 2.1; :func:`paper_splits`): the
+calcium-positive scans 70/10/20 % train/val/test, stratified by risk category
+C2-C5 of the reference score, the zero-calcium scans to ``test_zero``; seeded,
+and on a re-import into the same ``OUT`` the scans listed in ``splits.json``
+keep their split. ``--split NAME`` puts every scan in one split and
+``--split-fractions`` cuts a seeded order without stratification.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -30,6 +37,15 @@ from cac_lightning.data.manifest import SCORE_KEYS, SPLITS, ManifestRow, write_m
 from cac_lightning.errors import CACError, InputError
 from cac_lightning.sources.coca_labels import RasterStats, rasterise_rois
 from cac_lightning.sources.coca_xml import CocaROI, parse_coca_xml, xml_agatston
+from cac_lightning.sources.splits import (
+    PAPER_FRACTIONS,
+    STRATIFY_BY,
+    ZERO_SPLIT,
+    assign_splits,
+    paper_splits,
+    split_counts,
+    write_splits,
+)
 from cac_lightning.vessels import SCORE_KEYS as VESSEL_KEYS
 
 if TYPE_CHECKING:
@@ -38,12 +54,17 @@ if TYPE_CHECKING:
 __all__ = [
     "CocaROI",
     "ImportResult",
+    "PAPER_FRACTIONS",
+    "STRATIFY_BY",
+    "ZERO_SPLIT",
     "assign_splits",
     "find_release",
     "import_coca",
     "list_patients",
+    "paper_splits",
     "parse_coca_xml",
     "run_import",
+    "split_counts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +89,19 @@ class ImportResult:
     failures: dict[str, str] = field(default_factory=dict)
     stats: RasterStats = field(default_factory=RasterStats)
     n_without_xml: int = 0
+    splits_path: Path | None = None
+
+    def split_line(self) -> str:
+        """One line: scans per split, and which splits are empty."""
+        counts = {name: sum(r.split == name for r in self.rows) for name in SPLITS}
+        text = "splits: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        empty = [k for k in ("train", "val", "test") if not counts[k]]
+        if empty:
+            text += (
+                f" (empty: {', '.join(empty)}: cac-train needs train and val scans and tests "
+                "on test; import at least 3 calcium-positive scans)"
+            )
+        return text
 
     def summary(self) -> str:
         """One line: patients imported and the ROI counts."""
@@ -108,40 +142,6 @@ def list_patients(release: Path) -> list[str]:
 def scan_id_of(pid: str) -> str:
     """``coca-<pid>`` with characters unsafe in file names replaced by ``_``."""
     return "coca-" + re.sub(r"[^A-Za-z0-9._-]", "_", pid)
-
-
-def assign_splits(
-    pids: Sequence[str],
-    *,
-    split: str = "test",
-    fractions: Sequence[float] | None = None,
-    seed: int = 0,
-) -> dict[str, str]:
-    """Patient-level splits.
-
-    Args:
-        pids: patient folder names.
-        split: the split of every patient when ``fractions`` is None (default ``test``).
-        fractions: (train, val, test) fractions summing to 1; patients are ordered by
-            a hash of (seed, pid) and cut at the rounded cumulative counts, so the
-            result depends only on the patient set and the seed.
-        seed: changes the hash order.
-
-    Returns:
-        pid -> split.
-    """
-    if fractions is None:
-        if split not in SPLITS:
-            raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-        return dict.fromkeys(pids, split)
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise InputError(f"split fractions must be 3 numbers >= 0 summing to 1, got {fractions}")
-    order = sorted(pids, key=lambda p: hashlib.sha256(f"{seed}:{p}".encode()).hexdigest())
-    n_train = round(fractions[0] * len(order))
-    n_val = min(round(fractions[1] * len(order)), len(order) - n_train)
-    names = ["train"] * n_train + ["val"] * n_val
-    names += ["test"] * (len(order) - len(names))
-    return dict(zip(order, names, strict=True))
 
 
 def _series_dir(patient_dir: Path) -> Path:
@@ -188,7 +188,7 @@ def run_import(
     out_dir: str | Path,
     patients: Sequence[str] | None = None,
     *,
-    split: str = "test",
+    split: str | None = None,
     fractions: Sequence[float] | None = None,
     seed: int = 0,
     config: ScoringConfig | None = None,
@@ -200,7 +200,10 @@ def run_import(
         coca_root: folder holding ``Gated_release_final`` (or that folder).
         out_dir: output folder; must not hold a ``manifest.csv`` yet.
         patients: patient folder names (default: all).
-        split / fractions / seed: see :func:`assign_splits`.
+        split / fractions: one split for every scan, or seeded fractions (see
+            :func:`assign_splits`); both None (default): the paper's splits
+            (:func:`paper_splits`), reusing ``out_dir/splits.json`` when present.
+        seed: seed of the split order.
         config: a :class:`cac_lightning.scoring.ScoringConfig` for the reference
             scores (default: its defaults, as ``cac-score --mask``).
         progress: called with one line per patient (imported or failed).
@@ -225,7 +228,12 @@ def run_import(
             raise InputError(f"no patient folder {', '.join(missing)} in {release / 'patient'}")
     if not chosen:
         raise InputError(f"no patient folders in {release / 'patient'}")
-    splits = assign_splits(chosen, split=split, fractions=fractions, seed=seed)
+    paper = split is None and fractions is None
+    splits = (
+        dict.fromkeys(chosen, "train")
+        if paper
+        else assign_splits(chosen, split=split or "test", fractions=fractions, seed=seed)
+    )
     result = ImportResult()
     for pid in chosen:
         try:
@@ -244,6 +252,7 @@ def run_import(
         else:
             logger.info(line)
     if result.rows:
+        result.splits_path = write_splits(out, result.rows, paper, seed, split, fractions)
         result.manifest = write_manifest(manifest, result.rows)
     return result
 

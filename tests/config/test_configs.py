@@ -60,6 +60,7 @@ def test_paper_settings(train_cfg):
     assert (cfg.model.criterion.alpha, cfg.model.criterion.gamma) == (0.5, 3.0)
     assert cfg.model.optimizer.lr == 1e-4 and cfg.model.scheduler.gamma == 0.95
     assert cfg.data.batch_size == 4 and cfg.data.synthetic.size == 512
+    assert cfg.data.augment is None and cfg.callbacks.early_stopping is None
     assert cfg.trainer.precision == "bf16-mixed"
     assert train_cfg(["experiment=paper_unet"]).model.net.name == "unet"
 

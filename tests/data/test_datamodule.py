@@ -75,14 +75,15 @@ def test_end_to_end_batches(data_dir):
     dm.setup("fit")
     loader = dm.train_dataloader()
     batches = list(loader)
-    # default epoch: 2 x 3 positive training slices = 6 -> batches of 4 and 2
-    assert [len(b["scan"]) for b in batches] == [4, 2]
+    # default epoch (the paper's): one draw per training slice, 2 x 6 = 12 -> 3 batches of 4
+    assert [len(b["scan"]) for b in batches] == [4, 4, 4]
     b = batches[0]
     assert b["image"].shape == (4, 2, SIZE, SIZE) and b["image"].dtype == torch.float32
-    assert b["target"].shape == (4, SIZE, SIZE) and b["target"].dtype == torch.int64
+    assert b["target"].shape == (4, SIZE, SIZE) and b["target"].dtype == torch.uint8
+    assert dm.on_after_batch_transfer(b, 0)["target"].dtype == torch.int64  # for the loss
     assert set(b) == {"image", "target", "scan", "slice"}
     positive = sum(int((bb["target"] > 0).flatten(1).any(1).sum()) for bb in batches)
-    assert positive == 3  # exactly half of the epoch, kept by augmentation
+    assert positive == 6  # exactly half of the epoch (3 positive slices oversampled)
     assert [s.scan_id for s in dm.scans("train")] == ["a", "b"]
 
 
@@ -92,12 +93,13 @@ def test_val_and_test_are_not_augmented(data_dir):
     scan = dm.scans("val")[0]
     val = dm.val_dataloader()
     items = [(int(s), int(z)) for b in val for s, z in zip(b["scan"], b["slice"], strict=True)]
-    assert len(items) == 2 and Counter(bool(scan.positive[z]) for _, z in items)[True] == 1
+    # a fixed balanced draw, as many as the split has slices (same footing as training)
+    assert len(items) == NZ and Counter(bool(scan.positive[z]) for _, z in items)[True] == 3
     for b in val:
         for i, z in enumerate(b["slice"].tolist()):
             ref = make_input(np.asarray(scan.hu[z])[None], dm.window, dm.threshold_hu)[0]
             assert torch.equal(b["image"][i], ref)
-            assert torch.equal(b["target"][i], torch.from_numpy(scan.labels[z].astype(np.int64)))
+            assert torch.equal(b["target"][i], torch.from_numpy(scan.labels[z].astype(np.uint8)))
     before = list(val.sampler)
     val.sampler.set_epoch(3)  # Lightning does this each epoch: the val draw stays fixed
     assert list(val.sampler) == before
@@ -172,7 +174,7 @@ def test_real_synthetic_generator(tmp_path):
     dm.prepare_data()
     dm.setup()
     b = next(iter(dm.train_dataloader()))
-    assert b["image"].shape == (2, 2, 64, 64) and b["target"].dtype == torch.int64
+    assert b["image"].shape == (2, 2, 64, 64) and b["target"].dtype == torch.uint8
     assert b["target"].max() <= 4
 
 
@@ -222,7 +224,7 @@ def test_worker_processes_give_the_same_batches(data_dir):
     kwargs = {"batch_size": 3, "augment": {"p": 1.0}, "crop": 24, "seed": 4}
     ref = list(CACDataModule(str(data_dir), **kwargs).train_dataloader())
     par = list(CACDataModule(str(data_dir), num_workers=2, **kwargs).train_dataloader())
-    assert len(ref) == len(par) == 2
+    assert len(ref) == len(par) == 4  # 12 training slices, batches of 3
     for a, b in zip(ref, par, strict=True):
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["target"], b["target"])
 

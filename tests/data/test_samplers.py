@@ -17,12 +17,12 @@ POSITIVE[::10] = True
 
 @pytest.mark.parametrize(
     ("pos_fraction", "num_samples", "n_pos"),
-    [(0.5, 40, 20), (0.25, 40, 10), (0.5, 41, 21), (0.25, 42, 11), (0.5, None, 10)],
+    [(0.5, 40, 20), (0.25, 40, 10), (0.5, 41, 21), (0.25, 42, 11), (0.5, None, 50)],
 )
 def test_exact_balance(pos_fraction, num_samples, n_pos):
     s = BalancedSliceSampler(POSITIVE, num_samples=num_samples, pos_fraction=pos_fraction)
     idx = list(s)
-    expected_len = num_samples or 20  # default: 2 x positive slices
+    expected_len = num_samples or POSITIVE.size  # default: one draw per slice (the paper)
     assert len(idx) == len(s) == expected_len
     assert sum(POSITIVE[i] for i in idx) == n_pos
 
@@ -111,3 +111,14 @@ def test_all_positive_is_an_error():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         BalancedSliceSampler(POSITIVE, **kwargs)
+
+
+def test_default_epoch_is_one_draw_per_slice_with_replacement():
+    """The paper's epoch: as many draws as slices, 1:1, the rare class oversampled."""
+    s = BalancedSliceSampler(POSITIVE, pos_fraction=0.5, seed=7)
+    idx = np.array(list(s))
+    assert idx.size == POSITIVE.size
+    pos_draws = idx[POSITIVE[idx]]
+    assert pos_draws.size == 50 and np.unique(pos_draws).size == 10  # with replacement
+    s2 = BalancedSliceSampler(POSITIVE, pos_fraction=0.2, num_replicas=3, rank=1)
+    assert len(s2) == 34  # ceil(100 / 3): the whole epoch is shared by the ranks

@@ -69,7 +69,7 @@ def _marker_slice(size: int = 64) -> tuple[np.ndarray, np.ndarray]:
 def test_intensity_jitter_keeps_target_and_geometry():
     hu, target = _marker_slice()
     cfg = AugmentConfig(p=1.0, rotate_deg=0.0, scale=0.0, hu_shift=30.0, hu_scale=0.1, noise_sd=5.0)
-    out_hu, out_t = augment_slice(hu, target, np.random.default_rng(0), cfg)
+    out_hu, out_t, _ = augment_slice(hu, target, np.random.default_rng(0), cfg)
     np.testing.assert_array_equal(out_t, target)
     assert out_hu.dtype == np.float32 and out_hu.shape == hu.shape
     assert not np.array_equal(out_hu, hu.astype(np.float32))
@@ -81,7 +81,7 @@ def test_intensity_jitter_keeps_target_and_geometry():
 def test_no_flips_marker_stays_left_and_anterior(seed):
     hu, target = _marker_slice()
     cfg = AugmentConfig(p=1.0, rotate_deg=10.0, scale=0.1, hu_shift=20.0, noise_sd=10.0)
-    out_hu, out_t = augment_slice(hu, target, np.random.default_rng(seed), cfg)
+    out_hu, out_t, _ = augment_slice(hu, target, np.random.default_rng(seed), cfg)
     rows, cols = np.nonzero(out_t)
     assert rows.size > 0
     assert cols.mean() < 32 and rows.mean() < 32  # a flip would move it to the other half
@@ -100,7 +100,7 @@ def test_augmentation_is_deterministic_per_seed():
 
 def test_no_augmentation_is_identity():
     hu, target = _marker_slice()
-    out_hu, out_t = augment_slice(hu, target, np.random.default_rng(0), None)
+    out_hu, out_t, _ = augment_slice(hu, target, np.random.default_rng(0), None)
     np.testing.assert_array_equal(out_hu, hu.astype(np.float32))
     np.testing.assert_array_equal(out_t, target)
 
@@ -110,14 +110,14 @@ def test_crop_keeps_calcium_in_positive_slices(warp):
     hu, target = _marker_slice()
     cfg = AugmentConfig(p=1.0) if warp else None
     for seed in range(10):
-        out_hu, out_t = augment_slice(hu, target, np.random.default_rng(seed), cfg, crop=24)
+        out_hu, out_t, _ = augment_slice(hu, target, np.random.default_rng(seed), cfg, crop=24)
         assert out_hu.shape == (24, 24) and out_t.shape == (24, 24)
         assert (out_t == 2).any()
 
 
 def test_crop_without_warp_is_a_window_of_the_slice():
     hu = np.arange(64 * 64, dtype=np.int16).reshape(64, 64)
-    out_hu, _ = augment_slice(
+    out_hu, _, _ = augment_slice(
         hu, np.zeros_like(hu, dtype=np.uint8), np.random.default_rng(1), None, crop=16
     )
     r, c = divmod(int(out_hu[0, 0]), 64)
@@ -132,25 +132,29 @@ def test_augment_config_from_dict():
         AugmentConfig.from_dict({"flip": 1})
 
 
-def test_sparse_label_warp_equals_full_warp():
+def test_nearest_warp_matches_scipy_and_keeps_labels_in_mask():
     from scipy import ndimage
 
-    from cac_lightning.data.transforms import _warp_labels
+    from cac_lightning.data.transforms import _warp_nearest
 
-    nonempty = 0
+    agree = total = 0
     for seed in range(12):
         rng = np.random.default_rng(seed)
         target = np.zeros((48, 40), dtype=np.uint8)
         r, c = rng.integers(2, 35, size=2)
         target[r : r + 6, c : c + 4] = rng.integers(1, 5, size=(6, 4))
+        mask = (rng.random((48, 40)) < 0.3) | (target > 0)
         theta, zoom = np.radians(rng.uniform(-15, 15)), rng.uniform(0.85, 1.15)
         m = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) / zoom
         offset = rng.uniform(-6, 6, size=2)
         full = ndimage.affine_transform(target, m, offset, output_shape=(32, 36), order=0,
                                         mode="constant", cval=0, prefilter=False)  # fmt: skip
-        np.testing.assert_array_equal(_warp_labels(target, m, offset, (32, 36)), full)
-        nonempty += bool(full.any())
-    assert nonempty >= 8
+        labels, warped_mask = _warp_nearest(target, mask, m, offset, (32, 36))
+        assert set(np.unique(labels)) <= set(np.unique(target))
+        assert not (labels > 0)[~warped_mask].any()
+        agree += int((labels == full).sum())
+        total += full.size
+    assert agree / total > 0.99  # the same map; only rounding ties may differ
 
 
 def test_hu_warp_matches_scipy_inside_the_slice():
@@ -181,3 +185,72 @@ def test_make_input_numpy_and_torch_paths_agree_on_floats():
     assert a.dtype == b.dtype == torch.float32
     assert torch.equal(a, b)
     assert a[0, 1, 0, :4].tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+def _edge_slice(threshold: float = 130.0) -> tuple[np.ndarray, np.ndarray]:
+    """Lesions whose rims lie within 20 HU of the threshold (the labels: ROI and HU >= it)."""
+    rng = np.random.default_rng(3)
+    hu = rng.integers(-40, 90, size=(64, 64)).astype(np.int16)
+    roi = np.zeros((64, 64), dtype=bool)
+    roi[20:30, 10:22] = roi[40:48, 30:44] = True
+    hu[roi] = rng.integers(int(threshold) - 20, int(threshold) + 20, size=int(roi.sum()))
+    hu[24:27, 14:18] = 420  # a dense core
+    hu[5:12, 50:60] = 700  # unlabelled bone
+    target = np.where(roi & (hu >= threshold), 2, 0).astype(np.uint8)
+    return hu, target
+
+
+@pytest.mark.parametrize("threshold", [130.0, 119.0])
+@pytest.mark.parametrize("warp", [False, True])
+def test_jitter_keeps_mask_gate_and_labels_consistent_at_edges(threshold, warp):
+    """HU shift/gain/noise change the image channel only: mask, gate and labels still agree."""
+    from cac_lightning.data.datasets import SliceDataset  # noqa: F401 (the consumer)
+
+    hu, target = _edge_slice(threshold)
+    edge = (target > 0) & (hu < threshold + 20)
+    assert edge.sum() >= 20  # many labelled pixels within 20 HU of the threshold
+    cfg = AugmentConfig(
+        p=1.0, rotate_deg=10.0 if warp else 0.0, scale=0.1 if warp else 0.0,
+        hu_shift=20.0, hu_scale=0.05, noise_sd=10.0,
+    )  # fmt: skip
+    flipped = 0
+    for seed in range(12):
+        out_hu, out_t, mask = augment_slice(
+            hu, target, np.random.default_rng(seed), cfg, threshold_hu=threshold
+        )
+        assert mask.dtype == bool and mask.shape == out_t.shape
+        assert not (out_t > 0)[~mask].any()  # every label is a candidate (gate keeps it)
+        if not warp:
+            np.testing.assert_array_equal(mask, hu >= threshold)  # the original HU's mask
+            np.testing.assert_array_equal(out_t, target)
+        # the jittered image would have moved the mask at the lesion edges
+        flipped += int(((out_hu >= threshold) != mask).sum())
+    assert flipped > 0
+
+
+def test_dataset_mask_channel_from_original_hu_and_scan_kvp(tmp_path):
+    """SliceDataset: channel 1 is the original HU >= the scan's kVp threshold, under jitter."""
+    import types
+
+    import torch
+
+    from cac_lightning.data.datasets import SliceDataset
+    from cac_lightning.scoring.config import threshold_for_kvp
+
+    hu, target = _edge_slice(119.0)
+    scans = [
+        types.SimpleNamespace(
+            hu=hu[None], labels=target[None], positive=np.array([True]), kvp=kvp, n_slices=1
+        )
+        for kvp in (135.0, 120.0, None)
+    ]
+    cfg = AugmentConfig(p=1.0, rotate_deg=0.0, scale=0.0, hu_shift=20.0, noise_sd=10.0)
+    ds = SliceDataset(scans, augment=cfg)
+    for s, kvp in enumerate((135.0, 120.0, None)):
+        item = ds[(s, 11)]
+        thr = threshold_for_kvp(kvp)
+        assert item["target"].dtype == torch.uint8
+        np.testing.assert_array_equal(item["image"][1].numpy() > 0.5, hu >= thr)
+    assert threshold_for_kvp(135.0) == 119.0 and ds.thresholds.tolist() == [119.0, 130.0, 130.0]
+    fixed = SliceDataset(scans, threshold_hu=130.0)
+    np.testing.assert_array_equal(fixed[0]["image"][1].numpy() > 0.5, hu >= 130)

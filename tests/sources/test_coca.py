@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import plistlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,14 @@ from pydicom.uid import generate_uid
 from cac_lightning.cli.import_coca import main
 from cac_lightning.errors import CACError, InputError
 from cac_lightning.io.volume import Geometry
-from cac_lightning.sources.coca import assign_splits, find_release, import_coca, run_import
+from cac_lightning.sources.coca import (
+    assign_splits,
+    find_release,
+    import_coca,
+    paper_splits,
+    run_import,
+    split_counts,
+)
 from cac_lightning.sources.coca_labels import rasterise_rois
 from cac_lightning.sources.coca_xml import density_weight, parse_coca_xml, xml_agatston
 
@@ -218,7 +227,7 @@ def test_rasterise_index_outside_series(tmp_path):
 # --- splits -----------------------------------------------------------------------------------
 
 
-def test_assign_splits():
+def test_assign_splits():  # the explicit options
     pids = [str(i) for i in range(10)]
     assert set(assign_splits(pids).values()) == {"test"}
     assert set(assign_splits(pids, split="val").values()) == {"val"}
@@ -230,6 +239,48 @@ def test_assign_splits():
         assign_splits(pids, fractions=(0.5, 0.2, 0.2))
     with pytest.raises(InputError, match="unknown split"):
         assign_splits(pids, split="holdout")
+
+
+@pytest.mark.parametrize(
+    ("n", "counts"),
+    [(0, (0, 0, 0)), (1, (1, 0, 0)), (2, (1, 1, 0)), (3, (1, 1, 1)), (5, (3, 1, 1)),
+     (10, (7, 1, 2)), (1067, (747, 107, 213))],
+)  # fmt: skip
+def test_split_counts(n, counts):
+    assert split_counts(n) == counts
+
+
+def test_paper_splits_stratified_seeded_zero_to_test_zero():
+    rng = np.random.default_rng(0)
+    # 40 scans per risk category C2..C5 and 30 zero-calcium scans
+    scores = {f"s{i}": 0.0 for i in range(30)}
+    for c, (lo, hi) in enumerate([(0.5, 10), (11, 100), (101, 400), (401, 3000)]):
+        scores.update({f"c{c}-{i}": float(rng.uniform(lo, hi)) for i in range(40)})
+    a = paper_splits(scores, seed=0)
+    assert [k for k, v in a.items() if v == "test_zero"] == [f"s{i}" for i in range(30)]
+    counts = Counter(a.values())
+    assert (counts["train"], counts["val"], counts["test"]) == (112, 16, 32)  # 70/10/20 of 160
+    for c in range(4):  # every risk category split 28/4/8
+        per = Counter(v for k, v in a.items() if k.startswith(f"c{c}-"))
+        assert (per["train"], per["val"], per["test"]) == (28, 4, 8), (c, per)
+    assert a == paper_splits(dict(reversed(scores.items())), seed=0)  # order irrelevant
+    assert a != paper_splits(scores, seed=1)
+    three = paper_splits({"a": 5.0, "b": 50.0, "c": 500.0, "z": 0.0})
+    assert sorted(three.values()) == ["test", "test_zero", "train", "val"]
+
+
+def test_reimport_reuses_saved_splits(built_root, tmp_path):
+    out = tmp_path / "out"
+    run_import(built_root, out, ["0", "1"])
+    saved = json.loads((out / "splits.json").read_text())
+    saved["splits"]["coca-0"] = "val"  # e.g. a split chosen earlier
+    (out / "splits.json").write_text(json.dumps(saved))
+    (out / "manifest.csv").unlink()
+    result = run_import(built_root, out, ["0", "1"])
+    assert {r.scan_id: r.split for r in result.rows} == {"coca-0": "val", "coca-1": "test_zero"}
+    assert json.loads((out / "splits.json").read_text())["rule"] == "paper"
+    explicit = run_import(built_root, tmp_path / "x", ["0"], split="test")
+    assert [r.split for r in explicit.rows] == ["test"]
 
 
 # --- the importer on a built COCA root --------------------------------------------------------
@@ -270,7 +321,13 @@ def test_import_reference_scores_and_failures(built_root, tmp_path):
     rows = {r.scan_id: r for r in read_manifest(out / "manifest.csv")}
     assert sorted(rows) == ["coca-0", "coca-1"]
     r0, r1 = rows["coca-0"], rows["coca-1"]
-    assert (r0.patient_id, r0.split) == ("coca-0", "test")
+    # the paper's splits by default: the one positive scan trains, the zero-calcium one tests
+    assert (r0.patient_id, r0.split, r1.split) == ("coca-0", "train", "test_zero")
+    assert json.loads((out / "splits.json").read_text())["splits"] == {
+        "coca-0": "train",
+        "coca-1": "test_zero",
+    }
+    assert "empty: val, test" in result.split_line()
     assert r0.image == built_root / "Gated_release_final/patient/0/Pro_Gated_CS_3.0"
     assert r0.label == out / "labels" / "coca-0.nii.gz"
     assert r0.ref["LAD"]["agatston"] == pytest.approx(5.5)
@@ -298,7 +355,8 @@ def test_cli_partial_failure_then_refuses_overwrite(built_root, tmp_path, capsys
     out = tmp_path / "out"
     assert main([str(built_root), "--out", str(out), "--split-fractions", "0.5", "0.5", "0"]) == 1
     captured = capsys.readouterr()
-    assert captured.out.count("\n") == 6  # 4 patient lines, summary, manifest path
+    assert captured.out.count("\n") == 7  # 4 patient lines, summary, splits, manifest path
+    assert "splits: train " in captured.out and "empty: " in captured.out
     assert "imported 2 of 4 patients (1 without XML)" in captured.out
     assert captured.err.strip().endswith("2 patient(s) failed: coca-2, coca-3")
     before = (out / "manifest.csv").read_text()
