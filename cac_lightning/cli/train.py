@@ -46,6 +46,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     from hydra.utils import instantiate
 
     from cac_lightning.callbacks import ScanAgatstonEvaluation
+    from cac_lightning.evaluation.dashboard import flatten_config
     from cac_lightning.evaluation.summary import summary_table, write_summary
 
     L.seed_everything(cfg.seed, workers=True)
@@ -57,8 +58,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     hparams = OmegaConf.to_container(
         OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
     )
-    for lg in loggers:
-        lg.log_hyperparams(hparams)
+    for lg in loggers:  # W&B gets flat keys so parallel coordinates and grouping can use them
+        flat = type(lg).__name__ == "WandbLogger"
+        lg.log_hyperparams(flatten_config(hparams) if flat else hparams)
     objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 
     if cfg.get("train"):
