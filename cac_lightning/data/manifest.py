@@ -19,11 +19,12 @@ from pathlib import Path
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_write_text
+from cac_lightning.scoring.lesions import SCORE_METRICS
 from cac_lightning.vessels import VESSELS
 
 __all__ = ["SCORE_KEYS", "SPLITS", "ManifestRow", "read_manifest", "write_manifest"]
 
-SCORE_KEYS = ("agatston", "volume_mm3", "mass_mg")
+SCORE_KEYS = SCORE_METRICS  # the manifest's per-vessel reference score columns
 SPLITS = ("train", "val", "test", "test_zero")
 REF_COLUMNS = [f"ref_{v}_{k}" for v in (*VESSELS, "total") for k in SCORE_KEYS]
 COLUMNS = ["scan_id", "patient_id", "image", "label", "split", *REF_COLUMNS]
