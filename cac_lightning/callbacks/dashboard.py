@@ -31,9 +31,9 @@ from cac_lightning.evaluation.dashboard import (
     scan_rows,
     write_dashboard,
 )
-from cac_lightning.evaluation.tables import RISK_LABELS
 from cac_lightning.io.atomic import atomic_write_text
 from cac_lightning.models.registry import count_parameters
+from cac_lightning.scoring.risk import RISK_CATEGORIES
 
 __all__ = ["RunDashboard", "model_summary"]
 
@@ -186,18 +186,18 @@ class RunDashboard(Callback):
                     for row, rec in zip(rows, recs, strict=True)
                 ]
             out[f"{split}/scans"] = wandb.Table(columns=columns, data=rows)
-            index = {c: i for i, c in enumerate(RISK_LABELS)}
+            index = {c: i for i, c in enumerate(RISK_CATEGORIES)}
             out[f"{split}/risk_confusion"] = wandb.plot.confusion_matrix(
                 y_true=[index[r.ref_risk] for r in recs],
                 preds=[index[r.pred_risk] for r in recs],
-                class_names=list(RISK_LABELS),
+                class_names=list(RISK_CATEGORIES),
                 title=f"{split}: risk category (rows reference)",
             )
             out[f"{split}/risk_counts"] = wandb.Table(
-                columns=["reference", *RISK_LABELS],
+                columns=["reference", *RISK_CATEGORIES],
                 data=[
                     [c, *map(int, row)]
-                    for c, row in zip(RISK_LABELS, risk_confusion(recs), strict=True)
+                    for c, row in zip(RISK_CATEGORIES, risk_confusion(recs), strict=True)
                 ],
             )
             out[f"{split}/bland_altman"] = wandb.Image(

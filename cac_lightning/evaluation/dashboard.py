@@ -1,6 +1,6 @@
 """What a run shows about its scans: per-scan rows, risk confusion, Bland-Altman, data summary.
 
-Built from the per-scan records (:class:`cac_lightning.evaluation.tables.ScanRecord`) of the
+Built from the per-scan records (:class:`cac_lightning.evaluation.records.ScanRecord`) of the
 one scan-level path, so the W&B tables and the run folder's CSV/PNG say exactly what the
 metrics say. Nothing here imports W&B or torch: :mod:`cac_lightning.callbacks.dashboard`
 sends these to W&B, :func:`write_dashboard` writes them to a folder. Rows carry scan ids
@@ -17,16 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cac_lightning.evaluation.records import NOT_DETECTED, ScanRecord
 from cac_lightning.evaluation.stats import confusion_matrix
-from cac_lightning.evaluation.tables import (
-    METRICS,
-    NOT_DETECTED,
-    RISK_LABELS,
-    SCORE_KEYS,
-    ScanRecord,
-    score_pairs,
-)
+from cac_lightning.evaluation.tables import score_pairs
 from cac_lightning.io.atomic import atomic_write_text
+from cac_lightning.scoring.lesions import SCORE_METRICS
+from cac_lightning.scoring.risk import RISK_CATEGORIES
+from cac_lightning.vessels import SCORE_KEYS
 
 __all__ = [
     "SCAN_COLUMNS",
@@ -104,7 +101,7 @@ def scan_rows(
 def risk_confusion(records: Sequence[ScanRecord]) -> np.ndarray:
     """(5, 5) risk-category counts, rows reference C1..C5, columns predicted."""
     return confusion_matrix(
-        [r.ref_risk for r in records], [r.pred_risk for r in records], RISK_LABELS
+        [r.ref_risk for r in records], [r.pred_risk for r in records], RISK_CATEGORIES
     )
 
 
@@ -141,10 +138,10 @@ def write_dashboard(
         written[f"risk_confusion_{split}"] = risk_confusion_png(
             out / f"risk_confusion_{split}.png",
             risk_confusion(recs).T,
-            RISK_LABELS,
+            RISK_CATEGORIES,
             title=f"{split}: risk category",
         )
-        pairs = {m: score_pairs(recs, "total", m) for m in METRICS}
+        pairs = {m: score_pairs(recs, "total", m) for m in SCORE_METRICS}
         written[f"bland_altman_{split}"] = bland_altman_png(
             out / f"bland_altman_{split}.png", pairs, title=f"{split}: total"
         )
