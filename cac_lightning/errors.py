@@ -7,7 +7,7 @@ code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CACError", "InputError"]
+__all__ = ["CACError", "InputError", "OutputError"]
 
 
 class CACError(Exception):
@@ -16,3 +16,7 @@ class CACError(Exception):
 
 class InputError(CACError):
     """An input file or folder that cannot be read as asked."""
+
+
+class OutputError(CACError):
+    """An output that cannot be written where asked (refused path, disk full, no permission)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from cac_lightning.cli.common import EXIT_USER_ERROR
 from cac_lightning.errors import CACError, InputError
 
 __all__ = ["DomainError", "expand_inputs", "score_with_checkpoint"]
@@ -14,6 +16,9 @@ __all__ = ["DomainError", "expand_inputs", "score_with_checkpoint"]
 
 class DomainError(InputError):
     """A scan outside the checkpoint's training data under ``--strict-domain``."""
+
+
+log = logging.getLogger(__name__)
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[tuple[str, str | None]]:
@@ -29,86 +34,114 @@ def expand_inputs(inputs: Iterable[str]) -> list[tuple[str, str | None]]:
     return items
 
 
-def _unique(scan_id: str, used: set[str]) -> str:
-    sid, n = scan_id, 2
-    while sid in used:
-        sid, n = f"{scan_id}-{n}", n + 1
-    used.add(sid)
-    return sid
-
-
 def score_with_checkpoint(args, config) -> int:
-    """Score every input with the checkpoint's network; returns the exit code."""
+    """Score every input with the checkpoint's network; returns the exit code.
+
+    A scan that cannot be read or written is one line on stderr; the others go on and
+    the last line says ``N scored, M failed``. Exit code 0, else 1 (2 when the only
+    input failed, as bad input does everywhere).
+    """
     from tqdm import tqdm
 
     from cac_lightning.inference import Predictor
-    from cac_lightning.io import read_volume, write_label_map
-    from cac_lightning.io.results import scan_report, write_scan_outputs
+    from cac_lightning.io.scan_outputs import check_out_not_in_input, prepare_out_dir
 
-    predictor = Predictor.from_checkpoint(args.ckpt, args.device, args.batch_size)
-    cfg = config(predictor.scoring)
-    strict = bool(getattr(args, "strict_domain", False))
     out = Path(args.out)
     items = expand_inputs(args.inputs)
-    used: set[str] = set()
+    check_out_not_in_input(out, [p for p, _ in items])
+    try:
+        predictor = Predictor.from_checkpoint(args.ckpt, args.device, args.batch_size)
+    except (TypeError, ValueError) as err:  # network arguments the code does not know
+        raise InputError(
+            f"{args.ckpt}: the network hyper-parameters do not fit this version ({err})"
+        ) from None
+    cfg = config(predictor.scoring)
+    strict = bool(getattr(args, "strict_domain", False))
+    prepare_out_dir(out)
+    done: dict[str, str] = {}
     failed: list[str] = []
     domain_failed = False
     bar = tqdm(items, desc="cac-score", unit="scan", disable=len(items) < 2, file=sys.stderr)
     for path, scan_id in bar:
         try:
-            t0 = time.perf_counter()
-            vol = read_volume(path, series_uid=args.series_uid)
-            vol.scan_id = _unique(scan_id or vol.scan_id, used)
-            warnings = predictor.warnings(vol)
-            if strict and warnings:
-                raise DomainError(f"outside the training domain: {'; '.join(warnings)}")
-            for line in warnings:
-                bar.write(f"cac-score: warning: {vol.scan_id}: {line}", file=sys.stderr)
-            t1 = time.perf_counter()
-            threshold = predictor.threshold_for(vol, cfg)
-            labels = predictor.predict(vol, threshold_hu=threshold)
-            t2 = time.perf_counter()
-            report = scan_report(vol, labels, cfg)
-            report["threshold_hu"] = threshold
-            report["warnings"] = warnings
-            t3 = time.perf_counter()
-            report["timing_s"] = {
-                "read": round(t1 - t0, 4),
-                "infer": round(t2 - t1, 4),
-                "score": round(t3 - t2, 4),
-            }
-            report["model"] = predictor.describe()
-            write_scan_outputs(out, report)
-            if args.save_labels:
-                write_label_map(labels, vol.geometry, out / f"{vol.scan_id}_labels.nii.gz")
-            if args.overlays:
-                from cac_lightning.inference.outputs import write_overlays
-
-                write_overlays(out / f"{vol.scan_id}_overlays", vol, labels, report)
-            if args.seg:
-                from cac_lightning.inference.outputs import write_seg
-
-                write_seg(out / f"{vol.scan_id}_seg.dcm", vol, labels)
-            tim = report["timing_s"]
-            bar.write(
-                f"{_line(report)}  [read {tim['read']:.2f} s, infer {tim['infer']:.2f} s, "
-                f"score {tim['score']:.3f} s]",
-                file=sys.stdout,
-            )
+            report = _score_one(args, predictor, cfg, out, path, scan_id, strict, bar)
         except DomainError as err:
             domain_failed = True
             failed.append(path)
             bar.write(f"cac-score: error: {path}: {err}", file=sys.stderr)
+            continue
         except CACError as err:
             failed.append(path)
             bar.write(f"cac-score: error: {path}: {err}", file=sys.stderr)
+            continue
+        except OSError as err:  # reading failures the readers did not name
+            failed.append(path)
+            bar.write(f"cac-score: error: {path}: {err.strerror or err}", file=sys.stderr)
+            continue
+        if report["scan_id"] in done:
+            first = done[report["scan_id"]]
+            log.warning("%s and %s are the same scan; kept the later result", first, path)
+        done[report["scan_id"]] = path
+        tim = report["timing_s"]
+        bar.write(
+            f"{_line(report)}  [read {tim['read']:.2f} s, infer {tim['infer']:.2f} s, "
+            f"score {tim['score']:.3f} s]",
+            file=sys.stdout,
+        )
     print(
         f"{len(items) - len(failed)} scored, {len(failed)} failed"
         + (": " + ", ".join(failed) if failed else "")
     )
+    if not failed:
+        return 0
     if domain_failed:
-        return 2  # --strict-domain refused a scan: a user error
-    return 1 if failed else 0
+        return EXIT_USER_ERROR  # --strict-domain refused a scan: a user error
+    return EXIT_USER_ERROR if len(items) == 1 else 1  # one scan: as for --mask
+
+
+def _score_one(
+    args, predictor, cfg, out: Path, path: str, scan_id: str | None, strict: bool, bar
+) -> dict:
+    """Read, predict, score and write one scan; its outputs appear together or not at all."""
+    from cac_lightning.io import read_volume, write_label_map
+    from cac_lightning.io.results import scan_report
+    from cac_lightning.io.scan_outputs import output_id, scan_key, scan_outputs
+
+    t0 = time.perf_counter()
+    vol = read_volume(path, series_uid=args.series_uid)
+    vol.scan_id = output_id(scan_id or vol.scan_id, scan_key(vol))
+    warnings = predictor.warnings(vol)
+    if strict and warnings:
+        raise DomainError(f"outside the training domain: {'; '.join(warnings)}")
+    for line in warnings:
+        bar.write(f"cac-score: warning: {vol.scan_id}: {line}", file=sys.stderr)
+    t1 = time.perf_counter()
+    threshold = predictor.threshold_for(vol, cfg)
+    labels = predictor.predict(vol, threshold_hu=threshold)
+    t2 = time.perf_counter()
+    report = scan_report(vol, labels, cfg)
+    report["threshold_hu"] = threshold
+    report["warnings"] = warnings
+    t3 = time.perf_counter()
+    report["timing_s"] = {
+        "read": round(t1 - t0, 4),
+        "infer": round(t2 - t1, 4),
+        "score": round(t3 - t2, 4),
+    }
+    report["model"] = predictor.describe()
+    with scan_outputs(out, vol.scan_id) as staged:
+        if args.save_labels:
+            write_label_map(labels, vol.geometry, staged.path("_labels.nii.gz"))
+        if args.overlays:
+            from cac_lightning.inference.outputs import write_overlays
+
+            write_overlays(staged.path("_overlays"), vol, labels, report)
+        if args.seg:
+            from cac_lightning.io.seg import write_seg
+
+            write_seg(staged.path("_seg.dcm"), vol, labels, deidentify=args.seg_deidentified)
+        staged.commit(report)
+    return report
 
 
 def _line(report: dict) -> str:

@@ -6,9 +6,9 @@ import logging
 import sys
 from collections.abc import Callable
 
-from cac_lightning.errors import CACError
+from cac_lightning.errors import CACError, InputError
 
-__all__ = ["EXIT_USER_ERROR", "run_cli"]
+__all__ = ["EXIT_USER_ERROR", "check_config", "run_cli", "user_error"]
 
 EXIT_USER_ERROR = 2
 
@@ -24,3 +24,40 @@ def run_cli(main: Callable[[], int | None], prog: str) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def user_error(err: BaseException) -> CACError | None:
+    """The :class:`CACError` behind ``err`` (Hydra's ``InstantiationException`` wraps ours)."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, CACError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def check_config(cfg) -> dict:
+    """Resolve every value of a composed config (``hydra`` node left out).
+
+    Returns:
+        the resolved config as plain containers.
+
+    Raises:
+        InputError: a required value is unset or an interpolation cannot be resolved;
+            the message names the key and the override that sets it.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+    try:
+        return OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+        )
+    except (MissingMandatoryValue, InterpolationResolutionError) as err:
+        key = getattr(err, "full_key", None) or "?"
+        why = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(
+            f"config value {key} is not set ({why}); set it on the command line: {key}=..."
+        ) from None

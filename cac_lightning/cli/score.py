@@ -1,7 +1,11 @@
 """``cac-score``: calcium scores of CT scans from a label map (``--mask``) or a model (``--ckpt``).
 
 Writes ``OUT/<scan_id>.json`` and one row per scan in ``OUT/scores.csv`` (a row for a
-scan already there is replaced). Every file is written atomically.
+scan already there is replaced). ``scan_id`` is the series folder or file name (or a
+manifest's ``scan_id``), sanitised, plus 8 hex characters of a hash of the series UID
+(or of the input path), so equally named series of different patients never overwrite
+each other. A scan's outputs appear together or not at all
+(:mod:`cac_lightning.io.scan_outputs`).
 """
 
 from __future__ import annotations
@@ -70,7 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--overlays", action="store_true", help="PNG per calcified slice and a summary PNG per scan"
     )
-    g.add_argument("--seg", action="store_true", help="DICOM Segmentation per scan (DICOM inputs)")
+    g.add_argument(
+        "--seg",
+        action="store_true",
+        help="DICOM Segmentation per scan (DICOM inputs); it references the source series and "
+        "copies PatientName, PatientID, PatientBirthDate, PatientSex, StudyDate, StudyTime, "
+        "StudyID, AccessionNumber, ReferringPhysicianName",
+    )
+    g.add_argument(
+        "--seg-deidentified",
+        action="store_true",
+        help="with --seg: leave those patient/study attributes empty (UIDs are kept)",
+    )
     g.add_argument("--save-labels", action="store_true", help="predicted label map as .nii.gz")
     g.add_argument(
         "--strict-domain",
@@ -118,6 +133,8 @@ def _main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         raise InputError("--batch-size must be >= 1")
     make_config = _config_factory(args)
+    if args.seg_deidentified and not args.seg:
+        raise InputError("--seg-deidentified goes with --seg")
     if args.ckpt:
         from cac_lightning.cli.batch import score_with_checkpoint
 
@@ -127,12 +144,22 @@ def _main(argv: list[str] | None = None) -> int:
     if args.overlays or args.seg or args.save_labels:
         raise InputError("--overlays, --seg and --save-labels need --ckpt")
     from cac_lightning.io import read_label_map, read_volume
-    from cac_lightning.io.results import scan_report, write_scan_outputs
+    from cac_lightning.io.results import scan_report
+    from cac_lightning.io.scan_outputs import (
+        check_out_not_in_input,
+        output_id,
+        prepare_out_dir,
+        scan_key,
+        scan_outputs,
+    )
 
+    check_out_not_in_input(out, args.inputs)
     vol = read_volume(args.inputs[0], series_uid=args.series_uid)
+    vol.scan_id = output_id(vol.scan_id, scan_key(vol))
     labels = read_label_map(args.mask, vol.geometry)
     report = scan_report(vol, labels, make_config())
-    write_scan_outputs(out, report)
+    with scan_outputs(prepare_out_dir(out), vol.scan_id) as staged:
+        staged.commit(report)
     print(summary_line(report))
     return 0
 

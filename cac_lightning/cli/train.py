@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cac_lightning.config import CONF_DIR
 
@@ -41,30 +41,52 @@ def _finish_wandb() -> None:
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
-    """Fit (and test) the model described by ``cfg``; returns (metrics, objects)."""
+    """Fit (and test) the model described by ``cfg``; returns (metrics, objects).
+
+    ``ckpt_path`` resumes: the file is loaded weights-only and checked against the model
+    first (:mod:`cac_lightning.cli.resume`); the best score, early-stopping and loss-gap
+    state carry over, and a run that had already stopped is not trained further. Add
+    ``hydra.run.dir=<the run folder>`` to resume into the same run folder.
+    """
     import lightning as L
     from hydra.utils import instantiate
 
     from cac_lightning.callbacks import ScanAgatstonEvaluation
+    from cac_lightning.cli.common import check_config
     from cac_lightning.evaluation.dashboard import flatten_config
     from cac_lightning.evaluation.summary import summary_table, write_summary
 
+    hparams = check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     callbacks = _instantiate_dict(cfg.get("callbacks"))
+    ckpt_path = cfg.get("ckpt_path") if cfg.get("train") else None
+    stopped = None
+    if ckpt_path:
+        from cac_lightning.cli.resume import (
+            StopAtStart,
+            check_against_model,
+            load_resume_checkpoint,
+            stopped_reason,
+        )
+
+        resume = load_resume_checkpoint(ckpt_path)
+        check_against_model(resume, model, ckpt_path)
+        stopped = stopped_reason(resume)
+        del resume
+        if stopped:
+            log.warning("the resumed run had already stopped (%s): not training further", stopped)
+            callbacks.append(StopAtStart())
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    hparams = OmegaConf.to_container(
-        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
-    )
     for lg in loggers:  # W&B gets flat keys so parallel coordinates and grouping can use them
         flat = type(lg).__name__ == "WandbLogger"
         lg.log_hyperparams(flatten_config(hparams) if flat else hparams)
     objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 
     if cfg.get("train"):
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_score is not None:
@@ -74,7 +96,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
             log.warning("no best checkpoint: testing the current weights")
-        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         evaluator = next((c for c in callbacks if isinstance(c, ScanAgatstonEvaluation)), None)
         if trainer.is_global_zero:
@@ -85,13 +107,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    from cac_lightning.errors import CACError
+    from cac_lightning.cli.common import EXIT_USER_ERROR, user_error
 
     try:
         metrics, _ = train(cfg)
-    except CACError as err:
-        print(f"cac-train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except Exception as err:  # ours, possibly wrapped by Hydra's instantiate: one line
+        found = user_error(err)
+        if found is None:
+            raise
+        print(f"cac-train: error: {found}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     finally:
         _finish_wandb()
     name = cfg.get("optimized_metric")

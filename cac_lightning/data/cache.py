@@ -10,7 +10,8 @@ One folder per scan under the cache directory, named by a hash of the sources
   and the per-slice positive flag (any calcium label in the slice).
 
 Entries are written with :func:`cac_lightning.io.atomic.atomic_dir`, so an
-interrupted run leaves no entry behind. Stale entries are not deleted.
+interrupted run leaves no entry behind; the temporary folder of a killed build
+is removed when that entry is built again. Stale entries are not deleted.
 """
 
 from __future__ import annotations

@@ -375,12 +375,12 @@ def tables_by_split(records: Sequence[ScanRecord]) -> dict[str, dict]:
 def flat_metrics(tables: dict, prefix: str = "test/") -> dict[str, float]:
     """Flatten one split's tables into scalar metrics for loggers.
 
-    Keys (after ``prefix``): ``agatston_mae``, ``agatston_mae_<vessel>``, ``precision``,
-    ``recall``, ``dice``,
-    ``iou``, ``sensitivity``, ``specificity``, ``icc_<agatston|volume|mass>_<LM|LAD|CX|RCA|
-    total>``, ``kappa``, ``kappa_linear``, ``risk_accuracy``, ``detection_rate_<vessel>``,
-    ``not_detected_rate``, ``not_cac_rate``, ``ba_<agatston|volume|mass>_<mean_diff|
-    loa_low|loa_high>``, ``zero_cac_scans``, ``zero_cac_flagged``, ``zero_cac_flagged_rate``.
+    Keys (after ``prefix``): ``n_scans``, ``agatston_mae``, ``agatston_mae_<vessel>``,
+    ``precision``, ``recall``, ``dice``, ``iou``, ``sensitivity``, ``specificity``,
+    ``icc_<agatston|volume|mass>_<LM|LAD|CX|RCA|total>``, ``kappa``, ``kappa_linear``,
+    ``risk_accuracy``, ``detection_rate_<vessel>``, ``not_detected_rate``, ``not_cac_rate``,
+    ``ba_<agatston|volume|mass>_<mean_diff|loa_low|loa_high>``, ``zero_cac_scans``,
+    ``zero_cac_flagged``, ``zero_cac_flagged_rate``.
     Undefined values are nan.
 
     Args:
@@ -390,7 +390,7 @@ def flat_metrics(tables: dict, prefix: str = "test/") -> dict[str, float]:
     Returns:
         ``{name: float}``.
     """
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"n_scans": tables["n_scans"]}
     t3, t4, t5, t6, t7 = (tables[f"table{i}"] for i in range(3, 8))
     for k in ("agatston_mae", "precision", "recall", "dice", "iou"):
         out[k] = t3[k]

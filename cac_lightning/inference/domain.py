@@ -48,9 +48,10 @@ def _outside(value: float, rng: tuple[float, float]) -> bool:
 
 
 def _line(what: str, value: float, unit: str, rng: tuple[float, float]) -> str:
-    return (
-        f"{what} {value:.3g} {unit} is outside the training range {rng[0]:.3g}-{rng[1]:.3g} {unit}"
-    )
+    lo, hi = f"{rng[0]:.3g}", f"{rng[1]:.3g}"
+    if lo == hi:
+        return f"{what} {value:.3g} {unit} differs from the training scans' {lo} {unit}"
+    return f"{what} {value:.3g} {unit} is outside the training range {lo}-{hi} {unit}"
 
 
 def domain_warnings(volume: Any, data_geometry: Mapping[str, Any] | None) -> list[str]:

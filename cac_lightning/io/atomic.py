@@ -1,18 +1,20 @@
 """Atomic file writes: write to a temporary sibling, then rename into place.
 
-An interrupted run therefore never leaves a half-written output behind.
+An interrupted run therefore never leaves a half-written output behind; the temporary
+folder of a killed :func:`atomic_dir` writer is removed by the next writer of the same path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_path", "atomic_write_text"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write_text", "pid_alive", "remove_stale_temps"]
 
 
 def _umask() -> int:
@@ -49,15 +51,48 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def pid_alive(pid: int) -> bool:
+    """True when process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary folders a killed writer of ``path`` left next to it.
+
+    :func:`atomic_dir` names its folder ``.<name>.<pid>-<random>.tmp``; those whose
+    process no longer runs (on this machine) are removed. Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; rename it onto ``path`` on success.
 
-    ``path`` must not exist yet (nothing a user gave is overwritten).
+    ``path`` must not exist yet (nothing a user gave is overwritten). Temporary folders
+    of an earlier writer of ``path`` that was killed are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temps(path)
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
+    )
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())

@@ -23,6 +23,7 @@ from cac_lightning.vessels import NUM_CLASSES
 __all__ = [
     "IMAGE_SUFFIXES",
     "LABEL_SUFFIXES",
+    "MAX_VOXELS",
     "read_image_volume",
     "read_label_map",
     "read_volume",
@@ -36,6 +37,9 @@ LABEL_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")  # single-file formats, wr
 SPACING_TOL_MM = 1e-3
 ORIGIN_TOL_MM = 1e-2
 DIRECTION_TOL = 1e-4
+# Largest grid read (512 x 512 x 2048 voxels, 1 GiB as int16): headers claiming more are refused
+# before decompression.
+MAX_VOXELS = 512 * 512 * 2048
 
 
 def _suffix(path: Path, allowed: tuple[str, ...]) -> str | None:
@@ -48,21 +52,71 @@ def _stem(path: Path) -> str:
     return path.name[: -len(suffix)] if suffix else path.stem
 
 
-def _read(path: Path, what: str):
-    """``SimpleITK.ReadImage`` of a 3-D single-component image."""
+def _header(path: Path, what: str):
+    """A SimpleITK reader of ``path`` with only its header read, checked before any pixel.
+
+    Raises:
+        InputError: unreadable header, not a 3-D single-channel image, or more voxels
+            than :data:`MAX_VOXELS` (a tiny compressed file may claim a huge grid).
+    """
     import SimpleITK as sitk
 
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        img = sitk.ReadImage(str(path))
+        reader.ReadImageInformation()
     except RuntimeError as err:
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         raise InputError(f"cannot read {what} {path}: {lines[-1] if lines else err}") from None
-    if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+    dim, comps = reader.GetDimension(), reader.GetNumberOfComponents()
+    if dim != 3 or comps != 1:
         raise InputError(
-            f"{what} {path} must be a 3-D single-channel image, got {img.GetDimension()}-D "
-            f"with {img.GetNumberOfComponentsPerPixel()} component(s)"
+            f"{what} {path} must be a 3-D single-channel image, got {dim}-D "
+            f"with {comps} component(s)"
         )
-    return img
+    size = reader.GetSize()
+    n = int(np.prod(size, dtype=np.int64))
+    if n > MAX_VOXELS or min(size) < 1:
+        raise InputError(
+            f"{what} {path}: its header claims {' x '.join(map(str, size))} = {n} voxels; "
+            f"a CT volume here has 1..{MAX_VOXELS}"
+        )
+    return reader
+
+
+def _read(reader, path: Path, what: str):
+    """The image of a header-checked reader (pixels decompressed here)."""
+    try:
+        return reader.Execute()
+    except RuntimeError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise InputError(f"cannot read {what} {path}: {lines[-1] if lines else err}") from None
+
+
+def _grid(size, spacing, origin, direction) -> tuple[Geometry, bool]:
+    """Canonical (right-handed) geometry of a SimpleITK grid and whether z must be flipped."""
+    d = np.asarray(direction, dtype=np.float64).reshape(3, 3) + 0.0  # no -0 in messages
+    origin = np.asarray(origin, dtype=np.float64)
+    sx, sy, sz = spacing
+    nx, ny, nz = (int(v) for v in size)
+    flip = bool(np.linalg.det(d) < 0)
+    if flip:  # left-handed: flip z so the slice axis is row x column
+        origin = origin + d[:, 2] * sz * (nz - 1)
+        d[:, 2] = -d[:, 2]
+    geom = Geometry(
+        shape=(nz, ny, nx),
+        pixel_spacing=(float(sy), float(sx)),
+        slice_spacing=float(sz),
+        origin=tuple(float(v) for v in origin),
+        direction=tuple(float(v) for v in d.ravel()),
+    )
+    return geom, flip
+
+
+def _header_grid(reader) -> Geometry:
+    return _grid(reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())[
+        0
+    ]
 
 
 def _canonical(img) -> tuple[np.ndarray, Geometry]:
@@ -70,27 +124,16 @@ def _canonical(img) -> tuple[np.ndarray, Geometry]:
     import SimpleITK as sitk
 
     arr = sitk.GetArrayFromImage(img)
-    d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
-    origin = np.asarray(img.GetOrigin(), dtype=np.float64)
-    sx, sy, sz = img.GetSpacing()
-    if np.linalg.det(d) < 0:  # left-handed: flip z so the slice axis is row x column
-        origin = origin + d[:, 2] * sz * (arr.shape[0] - 1)
-        d[:, 2] = -d[:, 2]
+    geom, flip = _grid(img.GetSize(), img.GetSpacing(), img.GetOrigin(), img.GetDirection())
+    if flip:
         arr = np.ascontiguousarray(arr[::-1])
-    geom = Geometry(
-        shape=tuple(int(n) for n in arr.shape),
-        pixel_spacing=(float(sy), float(sx)),
-        slice_spacing=float(sz),
-        origin=tuple(float(v) for v in origin),
-        direction=tuple(float(v) for v in d.ravel()),
-    )
     return arr, geom
 
 
 def read_image_volume(path: str | os.PathLike) -> Volume:
     """Read a NIfTI/MHA/MHD/NRRD CT volume; values are rounded and cast to int16 HU."""
     path = Path(path)
-    arr, geom = _canonical(_read(path, "volume"))
+    arr, geom = _canonical(_read(_header(path, "volume"), path, "volume"))
     normal_z = abs(geom.direction[8])
     if normal_z < AXIAL_MIN_COS:
         angle = np.degrees(np.arccos(min(1.0, normal_z)))
@@ -190,7 +233,9 @@ def read_label_map(path: str | os.PathLike, geometry: Geometry) -> np.ndarray:
         raise InputError(f"label map {path} does not exist")
     if _suffix(path, IMAGE_SUFFIXES) is None:
         raise InputError(f"label map {path}: expected a {'/'.join(IMAGE_SUFFIXES)} file")
-    arr, found = _canonical(_read(path, "label map"))
+    reader = _header(path, "label map")
+    _check_grid(_header_grid(reader), geometry, path)  # before any pixel is decompressed
+    arr, found = _canonical(_read(reader, path, "label map"))
     _check_grid(found, geometry, path)
     return _as_labels(arr, f"label map {path}")
 

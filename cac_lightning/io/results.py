@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
 from cac_lightning.errors import InputError
-from cac_lightning.io.atomic import atomic_write_text
 from cac_lightning.io.volume import Volume
-from cac_lightning.vessels import VESSELS
+from cac_lightning.vessels import SCORE_KEYS
 
-__all__ = ["CSV_COLUMNS", "scan_report", "write_scan_outputs"]
+__all__ = ["CSV_COLUMNS", "scan_report", "upsert_csv_text", "write_scan_outputs"]
 
 SCORE_FIELDS = ("agatston", "volume_mm3", "mass_mg", "lesions")
 CSV_COLUMNS = [
@@ -28,7 +26,7 @@ CSV_COLUMNS = [
     "n_vessels",
     "kvp",
     "slice_spacing_mm",
-    *[f"{v}_{k}" for v in (*VESSELS, "total") for k in SCORE_FIELDS],
+    *[f"{v}_{k}" for v in SCORE_KEYS for k in SCORE_FIELDS],
 ]
 
 
@@ -58,19 +56,17 @@ def scan_report(vol: Volume, labels: np.ndarray, config=None) -> dict:
 def _csv_row(report: dict) -> dict:
     row = {k: report.get(k) for k in ("scan_id", "risk_category", "cac_drs", "n_vessels", "kvp")}
     row["slice_spacing_mm"] = report["slice_spacing_mm"]
-    for v in (*VESSELS, "total"):
+    for v in SCORE_KEYS:
         for k in SCORE_FIELDS:
             row[f"{v}_{k}"] = report["scores"][v][k]
     return row
 
 
-def write_scan_outputs(out_dir: str | Path, report: dict) -> Path:
-    """Write ``<scan_id>.json`` and upsert its row in ``scores.csv``, both atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"{report['scan_id']}.json"
-    atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
-    csv_path = out / "scores.csv"
+def upsert_csv_text(csv_path: Path, report: dict) -> str:
+    """The text of ``scores.csv`` with ``report``'s row added or replaced (same ``scan_id``).
+
+    Callers hold the output folder's lock (:class:`cac_lightning.io.scan_outputs.ScanOutputs`).
+    """
     rows = []
     if csv_path.is_file():
         with csv_path.open(newline="") as f:
@@ -83,5 +79,13 @@ def write_scan_outputs(out_dir: str | Path, report: dict) -> Path:
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(csv_path, buf.getvalue())
-    return json_path
+    return buf.getvalue()
+
+
+def write_scan_outputs(out_dir: str | Path, report: dict) -> Path:
+    """Write ``<scan_id>.json`` and upsert its row in ``scores.csv``, together or not at all."""
+    from cac_lightning.io.scan_outputs import prepare_out_dir, scan_outputs
+
+    out = prepare_out_dir(out_dir)
+    with scan_outputs(out, report["scan_id"]) as staged:
+        return staged.commit(report)

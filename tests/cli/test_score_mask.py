@@ -40,7 +40,8 @@ def test_scores_and_files(scan, tmp_path, capsys):
     folder, mask = scan
     out = tmp_path / "out"
     assert main([str(folder), "--mask", str(mask), "--out", str(out)]) == 0
-    rep = json.loads((out / "scan1.json").read_text())
+    (json_path,) = out.glob("scan1-*.json")
+    rep = json.loads(json_path.read_text())
     s = rep["scores"]
     assert s["LAD"]["agatston"] == pytest.approx(16.0)
     assert s["RCA"]["agatston"] == pytest.approx(2.0)
@@ -66,7 +67,8 @@ def test_lesion3d_mode(scan, tmp_path):
     folder, mask = scan
     out = tmp_path / "o3"
     assert main([str(folder), "--mask", str(mask), "--out", str(out), "--mode", "lesion3d"]) == 0
-    assert json.loads((out / "scan1.json").read_text())["settings"]["mode"] == "lesion3d"
+    (json_path,) = out.glob("scan1-*.json")
+    assert json.loads(json_path.read_text())["settings"]["mode"] == "lesion3d"
 
 
 @pytest.mark.parametrize("case", ["missing", "mismatch", "not_labels", "bad_min_area", "two"])

@@ -177,3 +177,21 @@ def test_ecg_gating_from_dicom_headers():
     assert ecg_gating(ds) is False
     ds.CardiacSynchronizationTechnique = "PROSPECTIVE"
     assert ecg_gating(ds) is True
+
+
+@pytest.mark.parametrize("bad", [0, -0.8, "x", float("nan")])
+def test_bad_recorded_spacing_is_one_clear_error(bad):
+    pred = Predictor(MaskToLAD(), {"data_geometry": {"spacing_mm": bad}}, name="m.ckpt")
+    with pytest.raises(InputError, match="spacing_mm must be a positive number"):
+        pred.predict(_volume((1, 16, 16), 0.5))
+
+
+def test_warning_for_a_single_training_value():
+    geometry = {**GEOMETRY, "slice_thickness_mm": [3.0, 3.0]}
+    odd = _volume((2, 300, 300), 0.8)
+    odd.geometry = Geometry(
+        shape=(2, 300, 300), pixel_spacing=(0.8, 0.8), slice_spacing=1.0, slice_thickness=1.0
+    )
+    assert Predictor(MaskToLAD(), {"data_geometry": geometry}).warnings(odd) == [
+        "slice thickness 1 mm differs from the training scans' 3 mm"
+    ]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,8 @@ from cac_lightning.data.manifest import SCORE_KEYS, ManifestRow, write_manifest
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_dir, atomic_write_text
 from cac_lightning.sources.synthetic.phantom import SynthOptions, make_scan
-from cac_lightning.vessels import VESSELS
+from cac_lightning.vessels import SCORE_KEYS as VESSEL_KEYS
+from cac_lightning.workers import parent_bound_pool
 
 __all__ = ["assign_splits", "generate_cohort", "write_scan"]
 
@@ -111,10 +111,7 @@ def write_scan(
     vol = read_volume(image)
     labels = read_label_map(label, vol.geometry)
     scores = score_scan(vol.hu, labels, vol.geometry, kvp=vol.kvp, mass_factor=vol.mass_factor)
-    ref = {
-        v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_KEYS}
-        for v in (*VESSELS, "total")
-    }
+    ref = {v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_KEYS} for v in VESSEL_KEYS}
     meta = dict(scan.meta)
     meta.update(risk_category=scores.risk_category, n_label_voxels=int(np.count_nonzero(labels)))
     log.info("%s: Agatston %.1f", pid, ref["total"]["agatston"])
@@ -180,7 +177,7 @@ def generate_cohort(
         if workers == 1:
             results = [_write_one(job) for job in jobs]
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with parent_bound_pool(workers) as pool:  # workers die with this process
                 results = list(pool.map(_write_one, jobs))
         splits = assign_splits([r["ref"]["total"]["agatston"] == 0.0 for r in results], seed)
         rows = [

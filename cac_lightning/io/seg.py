@@ -1,0 +1,213 @@
+"""DICOM Segmentation (SEG) objects of predicted calcium, one segment per vessel.
+
+What a SEG carries from its source series (it must reference that series to be usable):
+
+* always: StudyInstanceUID, the source SeriesInstanceUID and SOPInstanceUIDs (in the
+  Referenced Series Sequence), FrameOfReferenceUID, and the image geometry;
+* by default also the patient/study attributes a viewer needs to file it with the scan:
+  PatientName, PatientID, PatientBirthDate, PatientSex, StudyDate, StudyTime, StudyID,
+  AccessionNumber, ReferringPhysicianName (:data:`COPIED_KEYWORDS`). Nothing else of the
+  source's Patient and Study modules is copied.
+* ``deidentify=True`` (``cac-score --seg-deidentified``): those nine are left empty and the
+  SEG says ``PatientIdentityRemoved = YES``; only the UIDs above remain.
+
+Values are validated first: an invalid UID (not dotted digits, over 64 characters) is
+refused with one line, since the SEG could not reference its source; a text value longer
+than its DICOM value representation allows is truncated, and a malformed date or time is
+left empty, each with a warning naming the attribute (never the value).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from cac_lightning.errors import InputError
+from cac_lightning.io.atomic import atomic_path
+from cac_lightning.io.volume import Volume
+from cac_lightning.vessels import VESSELS
+
+__all__ = ["COPIED_KEYWORDS", "UID_KEYWORDS", "check_uid", "write_seg"]
+
+log = logging.getLogger(__name__)
+
+# Patient/study attributes the SEG copies (type 2: present, possibly empty), with their
+# value representation's maximum length.
+COPIED_KEYWORDS = {
+    "PatientName": ("PN", 64),
+    "PatientID": ("LO", 64),
+    "PatientBirthDate": ("DA", 8),
+    "PatientSex": ("CS", 16),
+    "StudyDate": ("DA", 8),
+    "StudyTime": ("TM", 14),
+    "StudyID": ("SH", 16),
+    "AccessionNumber": ("SH", 16),
+    "ReferringPhysicianName": ("PN", 64),
+}
+UID_KEYWORDS = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "FrameOfReferenceUID",
+)
+# Image attributes the SEG needs from each source (geometry and pixel description).
+IMAGE_KEYWORDS = (
+    "SpecificCharacterSet",
+    "Modality",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "PositionReferenceIndicator",
+    "InstanceNumber",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+)
+UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+DA_RE = re.compile(r"\d{8}")
+TM_RE = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
+# SNOMED CT anatomic regions of the segments.
+VESSEL_CODES = {
+    "LM": "LeftMainCoronaryArtery",
+    "LAD": "AnteriorDescendingBranchOfLeftCoronaryArtery",
+    "CX": "CircumflexCoronaryArtery",
+    "RCA": "RightCoronaryArtery",
+}
+
+
+def check_uid(keyword: str, value: object, where: str) -> str:
+    """``value`` when it is a valid DICOM UID, else :class:`InputError` naming ``keyword``."""
+    uid = str(value or "")
+    if not uid or len(uid) > 64 or not UID_RE.fullmatch(uid):
+        why = "missing" if not uid else f"not a valid DICOM UID ({len(uid)} characters)"
+        raise InputError(f"{where}: source {keyword} is {why}; cannot write a SEG referencing it")
+    return uid
+
+
+def _clean_text(keyword: str, value: object, where: str, warned: set[str]) -> str:
+    """A value that fits its VR: too long -> truncated, malformed date/time -> empty."""
+    vr, max_len = COPIED_KEYWORDS[keyword]
+    text = str(value if value is not None else "")
+    text = "".join(ch for ch in text if ch.isprintable())
+    fixed = text
+    if vr == "DA" and text and not DA_RE.fullmatch(text):
+        fixed = ""
+    elif vr == "TM" and text and not TM_RE.fullmatch(text):
+        fixed = ""
+    elif vr == "PN":
+        fixed = "=".join(group[:max_len] for group in text.split("=")[:3])
+    elif len(text) > max_len:
+        fixed = text[:max_len]
+    if vr in ("LO", "SH", "CS"):
+        fixed = fixed.replace("\\", " ").strip()
+    if fixed != str(value if value is not None else "") and keyword not in warned:
+        warned.add(keyword)
+        log.warning(
+            "%s: source %s is not valid %s; written %s",
+            where,
+            keyword,
+            vr,
+            "empty" if not fixed else f"shortened to {len(fixed)} characters",
+        )
+    return fixed
+
+
+def _source_copies(sources, where: str, deidentify: bool):
+    """Reduced copies of the source datasets: what the SEG may carry, validated."""
+    from pydicom.dataset import Dataset
+
+    warned: set[str] = set()
+    study = {str(ds.get("StudyInstanceUID", "")) for ds in sources}
+    if len(study) != 1:
+        raise InputError(f"{where}: the series' files belong to {len(study)} studies")
+    out = []
+    for ds in sources:
+        new = Dataset()
+        new.file_meta = ds.file_meta
+        for kw in UID_KEYWORDS:
+            setattr(new, kw, check_uid(kw, ds.get(kw), where))
+        for kw in IMAGE_KEYWORDS:
+            if kw in ds:
+                new[kw] = ds[kw]
+        for kw in COPIED_KEYWORDS:
+            setattr(new, kw, "" if deidentify else _clean_text(kw, ds.get(kw), where, warned))
+        out.append(new)
+    return out
+
+
+def write_seg(path: Path, vol: Volume, labels: np.ndarray, deidentify: bool = False) -> Path:
+    """Write a DICOM Segmentation (one segment per vessel) referencing the source series.
+
+    Args:
+        path: the ``.dcm`` file to write (atomically).
+        vol: a scan read from DICOM (``vol.extra["files"]``: its files in slice order).
+        labels: (z, y, x) uint8 labels on the scan's grid.
+        deidentify: leave every patient/study attribute empty (see the module docstring).
+
+    Raises:
+        InputError: not a DICOM input, or an invalid source UID.
+    """
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    from cac_lightning.io.dicom import quiet_pydicom
+
+    files = vol.extra.get("files")
+    if not files:
+        raise InputError(f"{vol.scan_id}: --seg needs a DICOM series input")
+    with quiet_pydicom():
+        sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    sources = _source_copies(sources, vol.scan_id, deidentify)
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=i,
+            segment_label=f"{v} calcium",
+            segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+            segmented_property_type=codes.SCT.CalcifiedAtheromatousPlaque,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=hd.AlgorithmIdentificationSequence(
+                name="cac-lightning", version="0.1.0", family=codes.DCM.ArtificialIntelligence
+            ),
+            anatomic_regions=[getattr(codes.SCT, VESSEL_CODES[v])],
+        )
+        for i, v in enumerate(VESSELS, start=1)
+    ]
+    with quiet_pydicom():
+        seg = _segmentation(hd, sources, labels, descriptions)
+    if deidentify:
+        seg.PatientIdentityRemoved = "YES"
+        seg.DeidentificationMethod = "cac-lightning: patient and study attributes left empty"
+    with atomic_path(path) as tmp, quiet_pydicom():
+        seg.save_as(tmp)
+    return path
+
+
+def _segmentation(hd, sources, labels: np.ndarray, descriptions):
+    return hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=labels.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=9901,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="cac-lightning",
+        manufacturer_model_name="cac-lightning",
+        software_versions="0.1.0",
+        device_serial_number="0",
+        series_description="CAC segmentation (LM, LAD, CX, RCA)",
+        omit_empty_frames=False,
+    )
