@@ -166,18 +166,17 @@ class RunDashboard(Callback):
         if not records:
             log.warning("dashboard: no test records to show")
             return
-        warnings = dict(getattr(ev, "scan_warnings", {}) or {})
-        files = write_dashboard(self.out_dir, records, warnings)
+        files = write_dashboard(self.out_dir, records)
         for lg in self._wandb(trainer):
-            self._log_wandb(lg, records, warnings, files)
+            self._log_wandb(lg, records, files)
 
-    def _log_wandb(self, lg: WandbLogger, records, warnings, files: dict) -> None:
+    def _log_wandb(self, lg: WandbLogger, records, files: dict) -> None:
         import wandb
 
         out = {}
         for split in dict.fromkeys(r.split for r in records):
             recs = [r for r in records if r.split == split]
-            rows = scan_rows(recs, warnings)
+            rows = scan_rows(recs)
             columns = list(SCAN_COLUMNS)
             if self.thumbnails:
                 columns.append("worst_slice")

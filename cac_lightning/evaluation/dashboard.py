@@ -72,7 +72,8 @@ def scan_rows(
 
     Args:
         records: the scans.
-        warnings: optional ``{scan_id: [warning, ...]}`` (domain-shift notes), joined by "; ".
+        warnings: extra ``{scan_id: [warning, ...]}`` besides each record's own
+            ``warnings`` (domain-shift notes); all are joined by "; ".
     """
     warnings = warnings or {}
     rows = []
@@ -92,7 +93,7 @@ def scan_rows(
                 found,
                 missed,
                 false,
-                "; ".join(warnings.get(r.scan_id, ())),
+                "; ".join([*r.warnings, *warnings.get(r.scan_id, ())]),
             ]
         )
     return rows

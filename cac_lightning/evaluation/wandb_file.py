@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,10 +101,27 @@ def _nested(keys, value, into: dict) -> None:
     into[keys[-1]] = value
 
 
-def read_run(path: str | Path) -> OfflineRun:
-    """Decode a ``run-<id>.wandb`` file into an :class:`OfflineRun`."""
+def _records(path: Path, wait_s: float) -> list:
+    """All records; waits up to ``wait_s`` for the run's ``exit`` record (W&B's service
+    process may still be flushing the file when ``finish()`` returns)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = list(iter_records(path))
+        done = any(r.WhichOneof("record_type") == "exit" for r in records)
+        if done or time.monotonic() >= deadline:
+            return records
+        time.sleep(0.2)
+
+
+def read_run(path: str | Path, wait_s: float = 0.0) -> OfflineRun:
+    """Decode a ``run-<id>.wandb`` file into an :class:`OfflineRun`.
+
+    Args:
+        path: the run file.
+        wait_s: wait up to this long for a just-finished run's file to be complete.
+    """
     run = OfflineRun()
-    for rec in iter_records(path):
+    for rec in _records(Path(path), wait_s):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             run.run_id, run.group = rec.run.run_id, rec.run.run_group

@@ -49,7 +49,7 @@ def test_dashboard_in_offline_run_without_phi(train_cfg, phi_dataset):
     wandb.finish()
     out = Path(cfg.paths.output_dir)
     (run_file,) = find_run_files(out)
-    run = read_run(run_file)
+    run = read_run(run_file, wait_s=60)
     n_test = sum(r.split == "test" for r in read_manifest(phi_dataset))
     assert run.logged("test/scans/nrows") == [n_test]
     assert any(k.startswith("test/risk_confusion") for k in run.history_keys)

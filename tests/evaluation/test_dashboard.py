@@ -114,7 +114,7 @@ def test_read_offline_run(tmp_path, monkeypatch):
     run.summary["val/agatston_mae_best"] = 2.0
     run.finish()
     (path,) = find_run_files(tmp_path)
-    r = read_run(path)
+    r = read_run(path, wait_s=60)
     assert r.config["model"] == {"net": "unet"}
     assert r.logged("val/agatston_mae") == [3.5]
     assert r.logged("test/scans/nrows") == [2]
