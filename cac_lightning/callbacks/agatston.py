@@ -90,6 +90,8 @@ class ScanAgatstonEvaluation(Callback):
         self.every_n_epochs = max(1, int(every_n_epochs))
         self.val_scans = None if val_scans is None else int(val_scans)
         self.records: dict[str, list] = {}
+        # called as listener(split, scan, predicted_labels, record) for each scored scan
+        self.listeners: list = []
         self.results: dict[str, list[dict]] = {}
         self.metrics: dict[str, float] = {}
         self.timing: dict[str, float] = {"validation_s": 0.0, "scan_eval_s": 0.0, "fit_s": 0.0}
@@ -112,7 +114,18 @@ class ScanAgatstonEvaluation(Callback):
             scans = pick_subset(scans, self.val_scans)
         rank, world = trainer.global_rank, trainer.world_size
         predictor = Predictor.from_module(pl_module, self.batch_size)
-        mine = evaluate_scans(predictor, scans[rank::world], split=split, ref_cache=self._ref_cache)
+
+        def on_scan(scan, labels, record) -> None:
+            for listener in self.listeners:
+                listener(split, scan, labels, record)
+
+        mine = evaluate_scans(
+            predictor,
+            scans[rank::world],
+            split=split,
+            ref_cache=self._ref_cache,
+            on_scan=on_scan if self.listeners else None,
+        )
         indexed = [(rank + i * world, r.to_dict()) for i, r in enumerate(mine)]
         gathered = sorted(_gather(trainer, indexed), key=lambda item: item[0])
         records = [ScanRecord.from_dict(d) for _, d in gathered]

@@ -1,7 +1,11 @@
 """Overlay images of validation slices (reference | prediction) for W&B dashboards.
 
-Predictions come from :class:`~cac_lightning.inference.Predictor` (the same path as
-``cac-score``: resampling, padding, precision, the scan's HU gate).
+Each image is a legible panel (:func:`~cac_lightning.evaluation.panels.overlay_panel`):
+cropped around the calcium at the scan's native resolution, a vessel colour legend, the
+HU window and pixel size in the caption. The slices are chosen once (at the first
+validation) and kept, so epochs can be compared image by image. Predictions come from
+:class:`~cac_lightning.inference.Predictor` (the same path as ``cac-score``: resampling,
+padding, precision, the scan's HU gate).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
-from cac_lightning.evaluation.overlay import render_overlay, side_by_side
+from cac_lightning.evaluation.panels import overlay_panel
 
 __all__ = ["OverlayImageLogger", "pick_slices"]
 
@@ -36,6 +40,7 @@ class OverlayImageLogger(Callback):
     def __init__(self, num_images: int = 4) -> None:
         self.num_images = int(num_images)
         self.last: list[np.ndarray] = []
+        self.slices: list[tuple[str, int]] | None = None  # (scan id, slice), fixed once chosen
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -46,19 +51,25 @@ class OverlayImageLogger(Callback):
         from cac_lightning.inference import Predictor
 
         scans = trainer.datamodule.scans("val")
+        if self.slices is None:
+            self.slices = [(scans[i].scan_id, z) for i, z in pick_slices(scans, self.num_images)]
+        by_id = {s.scan_id: s for s in scans}
         predictor = Predictor.from_module(pl_module)
         images, captions = [], []
-        for i, z in pick_slices(scans, self.num_images):
-            scan = scans[i]
+        for scan_id, z in self.slices:
+            scan = by_id.get(scan_id)
+            if scan is None:
+                continue
             hu = np.asarray(scan.hu[z])
             pred = predictor.predict(
                 hu[None],
                 pixel_spacing=tuple(scan.geometry.pixel_spacing),
                 kvp=getattr(scan, "kvp", None),
             )[0]
-            ref = np.asarray(scans[i].labels[z])
-            images.append(side_by_side(render_overlay(hu, ref), render_overlay(hu, pred)))
-            captions.append(f"{scans[i].scan_id} slice {z}: reference | prediction")
+            ref = np.asarray(scan.labels[z])
+            title = f"{scan_id} slice {z} · epoch {trainer.current_epoch}"
+            images.append(overlay_panel(hu, ref, pred, scan.geometry.pixel_spacing, title=title))
+            captions.append(f"{scan_id} slice {z}: reference | prediction")
         self.last = images
         for lg in wandb_loggers:
             if images:

@@ -53,6 +53,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     from cac_lightning.callbacks import ScanAgatstonEvaluation
     from cac_lightning.cli.common import check_config
+    from cac_lightning.evaluation.dashboard import flatten_config
     from cac_lightning.evaluation.summary import summary_table, write_summary
 
     hparams = check_config(cfg)
@@ -81,8 +82,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             callbacks.append(StopAtStart())
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for lg in loggers:
-        lg.log_hyperparams(hparams)
+    for lg in loggers:  # W&B gets flat keys so parallel coordinates and grouping can use them
+        flat = type(lg).__name__ == "WandbLogger"
+        lg.log_hyperparams(flatten_config(hparams) if flat else hparams)
     objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 
     if cfg.get("train"):

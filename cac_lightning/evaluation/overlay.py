@@ -8,7 +8,7 @@ import numpy as np
 
 from cac_lightning.vessels import VESSEL_COLORS, VESSELS
 
-__all__ = ["DISPLAY_WINDOW", "VESSEL_COLORS", "render_overlay", "side_by_side"]
+__all__ = ["DISPLAY_WINDOW", "VESSEL_COLORS", "render_overlay"]
 
 # Mediastinal display window (HU) for overlays.
 DISPLAY_WINDOW = (-250.0, 650.0)
@@ -39,16 +39,3 @@ def render_overlay(
         if m.any():
             rgb[m] = (1 - alpha) * rgb[m] + alpha * np.asarray(VESSEL_COLORS[name], np.float32)
     return rgb.astype(np.uint8)
-
-
-def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
-    """Join (H, W, 3) images left to right with a white gap."""
-    h = max(im.shape[0] for im in images)
-    parts = []
-    for i, im in enumerate(images):
-        pad = np.zeros((h, im.shape[1], 3), np.uint8)
-        pad[: im.shape[0]] = im
-        parts.append(pad)
-        if i < len(images) - 1:
-            parts.append(np.full((h, gap, 3), 255, np.uint8))
-    return np.concatenate(parts, axis=1)

@@ -14,7 +14,7 @@ minimum-area rule); the voxel and lesion counts of a record are taken on those v
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,7 @@ class ScanRecord:
             reference calcium.
         threshold_hu: the calcium threshold used for this scan (input mask, gate, scores).
         kvp: the scan's tube voltage when known.
+        warnings: domain-shift lines (:meth:`Predictor.warnings`) for this scan.
     """
 
     scan_id: str
@@ -84,6 +85,7 @@ class ScanRecord:
     not_cac: dict[str, int] = field(default_factory=lambda: {v: 0 for v in VESSELS})
     threshold_hu: float | None = None
     kvp: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (lesion pairs become 2-element lists)."""
@@ -299,6 +301,7 @@ def evaluate_scans(
     split: str | None = None,
     *,
     ref_cache: dict | None = None,
+    on_scan: Callable[[Any, np.ndarray, ScanRecord], None] | None = None,
 ) -> list[ScanRecord]:
     """Predict, score and compare every scan: the per-scan records of one split.
 
@@ -310,6 +313,8 @@ def evaluate_scans(
         split: the split name written into the records (default each scan's ``split``).
         ref_cache: a dict kept by the caller: reference scores by scan id, so repeated
             evaluations (every validation epoch) score each reference once.
+        on_scan: called as ``on_scan(scan, predicted_labels, record)`` after each scan
+            (e.g. to keep a thumbnail while the predicted labels exist).
 
     Returns:
         One :class:`ScanRecord` per scan, in order.
@@ -330,9 +335,11 @@ def evaluate_scans(
             if ref_cache is not None:
                 ref_cache[scan.scan_id] = ref
         name = split if split is not None else str(getattr(scan, "split", ""))
-        records.append(
-            scan_record(
-                scan.scan_id, name, hu, ref, labels, scan.geometry, cfg, kvp=kvp, mass_factor=mass
-            )
+        rec = scan_record(
+            scan.scan_id, name, hu, ref, labels, scan.geometry, cfg, kvp=kvp, mass_factor=mass
         )
+        rec.warnings = predictor.warnings(scan)
+        records.append(rec)
+        if on_scan is not None:
+            on_scan(scan, labels, rec)
     return records
