@@ -71,8 +71,10 @@ def test_cac_score_stays_small_on_a_header_bomb(tmp_path, role):
     sitk.WriteImage(img, str(small))
     inp, mask = (bomb, small) if role == "input" else (small, bomb)
     code = (
-        "import resource, sys; from cac_lightning.cli.score import main; c = main(sys.argv[1:]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(c)"
+        # VmHWM: this process image's peak RSS (ru_maxrss would carry pytest's over the exec)
+        "import re, sys; from cac_lightning.cli.score import main; c = main(sys.argv[1:]); "
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+        "sys.exit(c)"
     )
     r = subprocess.run(
         [sys.executable, "-c", code, str(inp), "--mask", str(mask), "--out", str(tmp_path / "o")],
