@@ -134,8 +134,10 @@ class ScanAgatstonEvaluation(Callback):
 
     def _log(self, pl_module: LightningModule, metrics: dict[str, float]) -> None:
         self.metrics.update(metrics)
+        # every rank holds the same gathered values: the mean over ranks changes nothing
+        sync = pl_module.trainer.world_size > 1
         for k, v in metrics.items():
-            pl_module.log(k, float(v), sync_dist=False, rank_zero_only=False)
+            pl_module.log(k, float(v), sync_dist=sync)
 
     # -- hooks -------------------------------------------------------------------------------
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

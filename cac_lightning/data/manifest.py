@@ -19,13 +19,14 @@ from pathlib import Path
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_write_text
-from cac_lightning.vessels import VESSELS
+from cac_lightning.scoring.lesions import SCORE_METRICS
+from cac_lightning.vessels import SCORE_KEYS as VESSEL_KEYS
 
 __all__ = ["SCORE_KEYS", "SPLITS", "ManifestRow", "read_manifest", "write_manifest"]
 
-SCORE_KEYS = ("agatston", "volume_mm3", "mass_mg")
+SCORE_KEYS = SCORE_METRICS  # the manifest's per-vessel reference score columns
 SPLITS = ("train", "val", "test", "test_zero")
-REF_COLUMNS = [f"ref_{v}_{k}" for v in (*VESSELS, "total") for k in SCORE_KEYS]
+REF_COLUMNS = [f"ref_{v}_{k}" for v in VESSEL_KEYS for k in SCORE_KEYS]
 COLUMNS = ["scan_id", "patient_id", "image", "label", "split", *REF_COLUMNS]
 
 
@@ -65,7 +66,7 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
         rows = []
         for rec in reader:
             ref: dict[str, dict[str, float]] = {}
-            for v in (*VESSELS, "total"):
+            for v in VESSEL_KEYS:
                 for k in SCORE_KEYS:
                     val = rec.get(f"ref_{v}_{k}")
                     if val not in (None, ""):
@@ -111,7 +112,7 @@ def write_manifest(path: str | os.PathLike, rows: list[ManifestRow]) -> Path:
             "label": _rel(path.parent, r.label),
             "split": r.split,
         }
-        for v in (*VESSELS, "total"):
+        for v in VESSEL_KEYS:
             for k in SCORE_KEYS:
                 val = r.ref.get(v, {}).get(k)
                 rec[f"ref_{v}_{k}"] = "" if val is None else repr(float(val))

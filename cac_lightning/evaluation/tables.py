@@ -26,6 +26,7 @@ import numpy as np
 from cac_lightning.errors import InputError
 from cac_lightning.evaluation.records import NOT_CAC, NOT_DETECTED, ScanRecord
 from cac_lightning.evaluation.stats import bland_altman, icc_a1, kappa_from_table
+from cac_lightning.scoring.lesions import SCORE_METRICS
 from cac_lightning.scoring.risk import RISK_CATEGORIES
 from cac_lightning.vessels import NUM_CLASSES, SCORE_KEYS, VESSELS
 
@@ -48,7 +49,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NAN = float("nan")
-METRICS: tuple[str, ...] = ("agatston", "volume_mm3", "mass_mg")
+METRICS: tuple[str, ...] = SCORE_METRICS
 METRIC_SHORT = {"agatston": "agatston", "volume_mm3": "volume", "mass_mg": "mass"}
 IQR_METHOD = "weibull"
 """Percentiles at rank (n + 1)p, SPSS's default ("HAVERAGE"); the paper used SPSS 24."""
@@ -374,12 +375,12 @@ def tables_by_split(records: Sequence[ScanRecord]) -> dict[str, dict]:
 def flat_metrics(tables: dict, prefix: str = "test/") -> dict[str, float]:
     """Flatten one split's tables into scalar metrics for loggers.
 
-    Keys (after ``prefix``): ``agatston_mae``, ``agatston_mae_<vessel>``, ``precision``,
-    ``recall``, ``dice``,
-    ``iou``, ``sensitivity``, ``specificity``, ``icc_<agatston|volume|mass>_<LM|LAD|CX|RCA|
-    total>``, ``kappa``, ``kappa_linear``, ``risk_accuracy``, ``detection_rate_<vessel>``,
-    ``not_detected_rate``, ``not_cac_rate``, ``ba_<agatston|volume|mass>_<mean_diff|
-    loa_low|loa_high>``, ``zero_cac_scans``, ``zero_cac_flagged``, ``zero_cac_flagged_rate``.
+    Keys (after ``prefix``): ``n_scans``, ``agatston_mae``, ``agatston_mae_<vessel>``,
+    ``precision``, ``recall``, ``dice``, ``iou``, ``sensitivity``, ``specificity``,
+    ``icc_<agatston|volume|mass>_<LM|LAD|CX|RCA|total>``, ``kappa``, ``kappa_linear``,
+    ``risk_accuracy``, ``detection_rate_<vessel>``, ``not_detected_rate``, ``not_cac_rate``,
+    ``ba_<agatston|volume|mass>_<mean_diff|loa_low|loa_high>``, ``zero_cac_scans``,
+    ``zero_cac_flagged``, ``zero_cac_flagged_rate``.
     Undefined values are nan.
 
     Args:
@@ -389,7 +390,7 @@ def flat_metrics(tables: dict, prefix: str = "test/") -> dict[str, float]:
     Returns:
         ``{name: float}``.
     """
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"n_scans": tables["n_scans"]}
     t3, t4, t5, t6, t7 = (tables[f"table{i}"] for i in range(3, 8))
     for k in ("agatston_mae", "precision", "recall", "dice", "iou"):
         out[k] = t3[k]

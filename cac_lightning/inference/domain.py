@@ -26,7 +26,8 @@ def field_of_view_mm(geometry: Any) -> float:
 
 
 def ecg_gated(volume: Any) -> bool | None:
-    """True / False when the volume carries its ECG gating (``extra["ecg_gated"]``), else None."""
+    """The volume's ECG gating (``extra["ecg_gated"]``, from
+    :func:`cac_lightning.io.dicom.ecg_gating`): True, False, or None when unknown."""
     value = (getattr(volume, "extra", None) or {}).get("ecg_gated")
     return None if value is None else bool(value)
 
@@ -47,9 +48,10 @@ def _outside(value: float, rng: tuple[float, float]) -> bool:
 
 
 def _line(what: str, value: float, unit: str, rng: tuple[float, float]) -> str:
-    return (
-        f"{what} {value:.3g} {unit} is outside the training range {rng[0]:.3g}-{rng[1]:.3g} {unit}"
-    )
+    lo, hi = f"{rng[0]:.3g}", f"{rng[1]:.3g}"
+    if lo == hi:
+        return f"{what} {value:.3g} {unit} differs from the training scans' {lo} {unit}"
+    return f"{what} {value:.3g} {unit} is outside the training range {lo}-{hi} {unit}"
 
 
 def domain_warnings(volume: Any, data_geometry: Mapping[str, Any] | None) -> list[str]:
@@ -91,7 +93,5 @@ def domain_warnings(volume: Any, data_geometry: Mapping[str, Any] | None) -> lis
                 f"kVp {float(kvp):g} is outside the training kVp {', '.join(map(str, seen))}"
             )
     if ecg_gated(volume) is False:
-        out.append(
-            "the series carries no ECG trigger tags (not a gated scan?); trained on gated scans"
-        )
+        out.append("the series header says it is not ECG-gated; the training scans were gated")
     return out

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 SPACING_TOLERANCE = 0.02
 """Relative pixel-spacing difference below which slices are not resampled."""
 
+_warned: set[str] = set()  # one warning per process, not one per scan or validation epoch
+
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto`` (or None) -> CUDA when available, else CPU."""
@@ -133,7 +135,6 @@ class Predictor:
         self.batch_size = max(1, int(batch_size))
         self.multiple = _net_multiple(getattr(net, "net", net))
         self.name = name or type(getattr(net, "net", net)).__name__
-        self._warned_native = False
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -175,7 +176,9 @@ class Predictor:
         net.to(dev).eval()
         if hp.get("channels_last"):
             net.to(memory_format=torch.channels_last)
-        return cls(net, hp, dev, batch_size, name=path.name)
+        predictor = cls(net, hp, dev, batch_size, name=path.name)
+        predictor.spacing_mm  # noqa: B018 - a bad recorded spacing fails here, once
+        return predictor
 
     @classmethod
     def from_module(cls, module: Any, batch_size: int = 16) -> Predictor:
@@ -192,9 +195,23 @@ class Predictor:
 
     @property
     def spacing_mm(self) -> float | None:
-        """In-plane spacing the network was trained at (None: unknown, predict natively)."""
+        """In-plane spacing the network was trained at (None: unknown, predict natively).
+
+        Raises:
+            InputError: a recorded spacing that is not a positive number.
+        """
         value = (self.data_geometry or {}).get("spacing_mm")
-        return float(value) if value else None
+        if value is None:
+            return None
+        try:
+            spacing = float(value)
+        except (TypeError, ValueError):
+            spacing = float("nan")
+        if not spacing > 0 or spacing == float("inf"):
+            raise InputError(
+                f"{self.name}: data_geometry.spacing_mm must be a positive number, got {value!r}"
+            )
+        return spacing
 
     def scoring_config(self, overrides: Mapping[str, Any] | None = None) -> ScoringConfig:
         """The checkpoint's scoring settings with ``overrides`` (None values ignored) on top."""
@@ -216,12 +233,12 @@ class Predictor:
     def _target_shape(self, shape: tuple[int, int], spacing: tuple[float, float]):
         target = self.spacing_mm
         if target is None:
-            if not self._warned_native:
+            if "native" not in _warned:
                 log.warning(
                     "the checkpoint records no training pixel spacing: predicting at the "
                     "scan's native spacing"
                 )
-                self._warned_native = True
+                _warned.add("native")
             return None
         if all(abs(s - target) <= SPACING_TOLERANCE * target for s in spacing):
             return None

@@ -29,7 +29,14 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry, Volume
 
-__all__ = ["SeriesInfo", "is_dicom_file", "list_series", "read_dicom_series", "sanitize_id"]
+__all__ = [
+    "SeriesInfo",
+    "ecg_gating",
+    "is_dicom_file",
+    "list_series",
+    "read_dicom_series",
+    "sanitize_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +323,20 @@ def _decode(hs: list[_Header], shape: tuple[int, int, int]) -> np.ndarray:
     return hu
 
 
+def ecg_gating(ds) -> bool | None:
+    """Whether a CT header says the scan was ECG-gated: True when it carries a trigger time,
+    a cardiac phase or a synchronisation technique other than NONE; False when that technique
+    is NONE; None (unknown) when none of these tags is present (common after anonymisation)."""
+    technique = str(ds.get("CardiacSynchronizationTechnique", "") or "").strip().upper()
+    if technique == "NONE":
+        return False
+    if technique or any(
+        ds.get(kw) not in (None, "") for kw in ("TriggerTime", "NominalPercentageOfCardiacPhase")
+    ):
+        return True
+    return None
+
+
 def _first_float(value: object) -> float | None:
     """A number from a (possibly multi-valued) element value; None when absent."""
     if isinstance(value, (MultiValue, list, tuple)):
@@ -382,5 +403,6 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
             "n_files": len(hs),
             "files": [str(h.path) for h in hs],
             "manufacturer": str(ds0.get("Manufacturer", "") or ""),
+            "ecg_gated": ecg_gating(ds0),
         },
     )

@@ -16,7 +16,7 @@ import numpy as np
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_write_text
 from cac_lightning.io.volume import Volume
-from cac_lightning.vessels import VESSELS
+from cac_lightning.vessels import SCORE_KEYS
 
 __all__ = ["CSV_COLUMNS", "scan_report", "write_scan_outputs"]
 
@@ -28,7 +28,7 @@ CSV_COLUMNS = [
     "n_vessels",
     "kvp",
     "slice_spacing_mm",
-    *[f"{v}_{k}" for v in (*VESSELS, "total") for k in SCORE_FIELDS],
+    *[f"{v}_{k}" for v in SCORE_KEYS for k in SCORE_FIELDS],
 ]
 
 
@@ -58,7 +58,7 @@ def scan_report(vol: Volume, labels: np.ndarray, config=None) -> dict:
 def _csv_row(report: dict) -> dict:
     row = {k: report.get(k) for k in ("scan_id", "risk_category", "cac_drs", "n_vessels", "kvp")}
     row["slice_spacing_mm"] = report["slice_spacing_mm"]
-    for v in (*VESSELS, "total"):
+    for v in SCORE_KEYS:
         for k in SCORE_FIELDS:
             row[f"{v}_{k}"] = report["scores"][v][k]
     return row

@@ -62,7 +62,7 @@ At a tabulated kVp other than 120 the weight bands are scaled by the same factor
 ``threshold / 130`` (as Gräni et al. 2018 shift the whole Agatston scale).
 """
 
-DEFAULT_MASS_FACTOR = 100.0 / 130.0
+DEFAULT_MASS_FACTOR = 100.0 / DEFAULT_THRESHOLD_HU
 """Fallback mass calibration factor c, mg CaHA / (HU·cm³), about 0.769.
 
 Derived from the 120 kVp calibration behind the Agatston threshold: 130 HU corresponds

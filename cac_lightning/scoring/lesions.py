@@ -8,10 +8,13 @@ import numpy as np
 
 from cac_lightning.vessels import SCORE_KEYS
 
-__all__ = ["DECIMALS", "Lesion", "ScanScores", "VesselScore", "SCORE_KEYS"]
+__all__ = ["DECIMALS", "SCORE_KEYS", "SCORE_METRICS", "Lesion", "ScanScores", "VesselScore"]
 
 DECIMALS = 4
 """Decimals kept by the ``to_dict`` methods."""
+
+SCORE_METRICS: tuple[str, ...] = ("agatston", "volume_mm3", "mass_mg")
+"""The scores of a :class:`VesselScore` (as keys of its ``to_dict``)."""
 
 
 def _r(value: float) -> float:

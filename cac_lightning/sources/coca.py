@@ -30,7 +30,7 @@ from cac_lightning.data.manifest import SCORE_KEYS, SPLITS, ManifestRow, write_m
 from cac_lightning.errors import CACError, InputError
 from cac_lightning.sources.coca_labels import RasterStats, rasterise_rois
 from cac_lightning.sources.coca_xml import CocaROI, parse_coca_xml, xml_agatston
-from cac_lightning.vessels import VESSELS
+from cac_lightning.vessels import SCORE_KEYS as VESSEL_KEYS
 
 if TYPE_CHECKING:
     from cac_lightning.scoring import ScoringConfig
@@ -173,10 +173,7 @@ def _import_patient(
     scores = score_scan(
         volume.hu, written, volume.geometry, config, kvp=volume.kvp, mass_factor=volume.mass_factor
     )
-    ref = {
-        v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_KEYS}
-        for v in (*VESSELS, "total")
-    }
+    ref = {v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_KEYS} for v in VESSEL_KEYS}
     row = ManifestRow(scan_id, scan_id, series.resolve(), Path(label_path).resolve(), split, ref)
     line = (
         f"{scan_id}: {len(rois)} ROIs ({stats.n_used} used), {volume.hu.shape[0]} slices, "

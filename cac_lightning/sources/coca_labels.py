@@ -21,6 +21,7 @@ from skimage.draw import polygon
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
+from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 from cac_lightning.sources.coca_xml import CocaROI
 from cac_lightning.vessels import LABELS
 
@@ -28,8 +29,8 @@ __all__ = ["COCA_THRESHOLD_HU", "RasterStats", "check_slice", "rasterise_rois"]
 
 logger = logging.getLogger(__name__)
 
-#: Calcium threshold at 120 kVp (Agatston et al. 1990); every COCA ROI has Min >= 130.
-COCA_THRESHOLD_HU = 130.0
+#: Calcium threshold at 120 kVp (Agatston et al. 1990); every COCA ROI reaches it.
+COCA_THRESHOLD_HU = DEFAULT_THRESHOLD_HU
 
 
 @dataclass

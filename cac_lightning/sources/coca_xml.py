@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from cac_lightning.errors import InputError
-from cac_lightning.vessels import VESSELS
+from cac_lightning.scoring.agatston import density_weight as scoring_density_weight
+from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
+from cac_lightning.vessels import SCORE_KEYS
 
 __all__ = [
     "VESSEL_BY_NAME",
@@ -156,15 +158,11 @@ def parse_coca_xml(path: str | Path) -> list[CocaROI]:
 
 
 def density_weight(max_hu: float) -> int:
-    """Agatston density weight of a peak HU: 130-199 -> 1, 200-299 -> 2, 300-399 -> 3,
-    >= 400 -> 4, else 0 (Agatston et al. 1990, J Am Coll Cardiol 15:827)."""
-    if max_hu >= 400:
-        return 4
-    if max_hu >= 300:
-        return 3
-    if max_hu >= 200:
-        return 2
-    return 1 if max_hu >= 130 else 0
+    """Agatston density weight of a peak HU (:func:`cac_lightning.scoring.density_weight`),
+    0 below the 120 kVp threshold (Agatston et al. 1990, J Am Coll Cardiol 15:827)."""
+    if max_hu < DEFAULT_THRESHOLD_HU:
+        return 0
+    return int(scoring_density_weight(max_hu))
 
 
 def xml_agatston(rois: list[CocaROI]) -> dict[str, float]:
@@ -176,7 +174,7 @@ def xml_agatston(rois: list[CocaROI]) -> dict[str, float]:
     Returns:
         ``{"LM", "LAD", "CX", "RCA", "total"} -> Agatston``.
     """
-    scores = dict.fromkeys((*VESSELS, "total"), 0.0)
+    scores = dict.fromkeys(SCORE_KEYS, 0.0)
     for roi in rois:
         if roi.is_empty or roi.vessel is None:
             continue

@@ -109,3 +109,57 @@ def test_loss_gap_stopping_rule():
         cb.on_train_epoch_end(t, module)
     assert t.should_stop and cb.stopped_epoch == 0
     assert LossGapStopping().state_dict() == {"wait": 0, "stopped_epoch": None}
+
+
+class CountingStubData(StubData):
+    def __init__(self, n=5):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def scans(self, split):
+        self.calls += 1
+        base = _scans()
+        out = []
+        for i in range(self.n):
+            s = SimpleNamespace(**vars(base[i % 2]))
+            s.scan_id, s.ref = f"s{i}", {"total": {"agatston": float(10 * i)}}
+            out.append(s)
+        return out if split == "val" else []
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader([torch.zeros(1)] * 2, batch_size=1)
+
+
+class TrainableLAD(AlwaysLAD):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        return (self.w - 1.0).pow(2).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_every_n_epochs_subset_and_validation_share(caplog):
+    cb = ScanAgatstonEvaluation(batch_size=2, every_n_epochs=2, val_scans=3)
+    dm = CountingStubData(n=5)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=3,
+        logger=False,
+        callbacks=[cb],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    with caplog.at_level("INFO", logger="cac_lightning.callbacks.agatston"):
+        trainer.fit(TrainableLAD(), datamodule=dm)
+    assert dm.calls == 2  # epochs 0 and 2, not 1
+    assert [r["scan_id"] for r in cb.results["val"]] == ["s0", "s2", "s4"]  # spread over refs
+    assert "val/agatston_mae" in trainer.callback_metrics  # re-logged on epoch 1 too
+    line = [r.message for r in caplog.records if "wall time" in r.message]
+    assert len(line) == 1 and "validation took" in line[0] and "%" in line[0]
+    assert 0 < cb.timing["validation_s"] <= cb.timing["fit_s"]

@@ -103,19 +103,29 @@ def test_bad_data_dir_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(train_cfg, cohort):
-    cfg = _cfg(
-        train_cfg,
-        cohort,
-        "trainer=ddp_cpu",
-        "trainer.max_epochs=1",
-        "test=false",
-        "data.num_workers=0",
+    # no logger: Lightning's CSVLogger cannot add columns across ddp_spawn's fit and test
+    # processes (its header lives in the spawned process)
+    cfg = train_cfg(
+        [
+            f"data.data_dir={cohort}",
+            "logger=[]",
+            "callbacks.lr_monitor=null",
+            "trainer=ddp_cpu",
+            "trainer.max_epochs=1",
+            "data.num_workers=0",
+        ]
     )
     metrics, objs = train(cfg)
     t = objs["trainer"]
     assert t.world_size == 2
     assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
     assert "val/agatston_mae" in metrics
+    # test scans are sharded across the two ranks and gathered: every scan is scored once
+    dm = objs["datamodule"]
+    dm.setup("test")
+    for split in ("val", "test", "test_zero"):
+        n = len(dm.scans(split))
+        assert n >= 1 and metrics[f"{split}/n_scans"] == n, split
 
 
 def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
@@ -127,10 +137,9 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
+    from cac_lightning.callbacks import ScanAgatstonEvaluation
     from cac_lightning.cli.evaluate import evaluate
     from cac_lightning.config import CONF_DIR
-
-    from cac_lightning.callbacks import ScanAgatstonEvaluation
 
     cfg = _cfg(train_cfg, cohort, "trainer.max_epochs=1", "test=false")
     _, objs = train(cfg)

@@ -130,7 +130,7 @@ def test_domain_warnings_name_what_is_outside():
     assert pred.warnings(odd) == [
         "pixel spacing 0.4 mm is outside the training range 0.7-0.9 mm",
         "kVp 100 is outside the training kVp 120",
-        "the series carries no ECG trigger tags (not a gated scan?); trained on gated scans",
+        "the series header says it is not ECG-gated; the training scans were gated",
     ]
     odd.kvp = None
     odd.geometry = Geometry(
@@ -140,7 +140,7 @@ def test_domain_warnings_name_what_is_outside():
         "slice thickness 5 mm is outside the training range 2.5-3 mm",
         "field of view 410 mm is outside the training range 180-260 mm",
         "kVp unknown; the training scans were 120 kVp",
-        "the series carries no ECG trigger tags (not a gated scan?); trained on gated scans",
+        "the series header says it is not ECG-gated; the training scans were gated",
     ]
 
 
@@ -161,3 +161,37 @@ def test_from_module_restores_training_mode():
     pred = Predictor.from_module(module)
     labels = pred.predict(_volume((2, 20, 20), 0.5))
     assert labels.shape == (2, 20, 20) and module.training
+
+
+def test_ecg_gating_from_dicom_headers():
+    from pydicom.dataset import Dataset
+
+    from cac_lightning.io.dicom import ecg_gating
+
+    ds = Dataset()
+    assert ecg_gating(ds) is None  # anonymised COCA headers carry none of the tags
+    ds.TriggerTime = "350"
+    assert ecg_gating(ds) is True
+    ds = Dataset()
+    ds.CardiacSynchronizationTechnique = "NONE"
+    assert ecg_gating(ds) is False
+    ds.CardiacSynchronizationTechnique = "PROSPECTIVE"
+    assert ecg_gating(ds) is True
+
+
+@pytest.mark.parametrize("bad", [0, -0.8, "x", float("nan")])
+def test_bad_recorded_spacing_is_one_clear_error(bad):
+    pred = Predictor(MaskToLAD(), {"data_geometry": {"spacing_mm": bad}}, name="m.ckpt")
+    with pytest.raises(InputError, match="spacing_mm must be a positive number"):
+        pred.predict(_volume((1, 16, 16), 0.5))
+
+
+def test_warning_for_a_single_training_value():
+    geometry = {**GEOMETRY, "slice_thickness_mm": [3.0, 3.0]}
+    odd = _volume((2, 300, 300), 0.8)
+    odd.geometry = Geometry(
+        shape=(2, 300, 300), pixel_spacing=(0.8, 0.8), slice_spacing=1.0, slice_thickness=1.0
+    )
+    assert Predictor(MaskToLAD(), {"data_geometry": geometry}).warnings(odd) == [
+        "slice thickness 1 mm differs from the training scans' 3 mm"
+    ]

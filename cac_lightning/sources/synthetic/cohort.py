@@ -25,7 +25,7 @@ from cac_lightning.data.manifest import SCORE_KEYS, ManifestRow, write_manifest
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_dir, atomic_write_text
 from cac_lightning.sources.synthetic.phantom import SynthOptions, make_scan
-from cac_lightning.vessels import VESSELS
+from cac_lightning.vessels import SCORE_KEYS as VESSEL_KEYS
 
 __all__ = ["assign_splits", "generate_cohort", "write_scan"]
 
@@ -111,10 +111,7 @@ def write_scan(
     vol = read_volume(image)
     labels = read_label_map(label, vol.geometry)
     scores = score_scan(vol.hu, labels, vol.geometry, kvp=vol.kvp, mass_factor=vol.mass_factor)
-    ref = {
-        v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_KEYS}
-        for v in (*VESSELS, "total")
-    }
+    ref = {v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_KEYS} for v in VESSEL_KEYS}
     meta = dict(scan.meta)
     meta.update(risk_category=scores.risk_category, n_label_voxels=int(np.count_nonzero(labels)))
     log.info("%s: Agatston %.1f", pid, ref["total"]["agatston"])

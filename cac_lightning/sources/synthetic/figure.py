@@ -21,11 +21,11 @@ import numpy as np
 
 from cac_lightning.io.atomic import atomic_path
 from cac_lightning.sources.synthetic.phantom import CALCIUM_HU, SynthScan, make_scan
-from cac_lightning.vessels import LABELS, VESSELS
+from cac_lightning.vessels import LABELS, VESSEL_COLORS, VESSELS
 
 __all__ = ["VESSEL_COLOURS", "best_slice", "plot_slices"]
 
-VESSEL_COLOURS = {"LM": "#ffd400", "LAD": "#ff3030", "CX": "#30e030", "RCA": "#30a0ff"}
+VESSEL_COLOURS = {v: "#{:02x}{:02x}{:02x}".format(*VESSEL_COLORS[v]) for v in VESSELS}
 
 
 def best_slice(scan: SynthScan, negatives: bool = False) -> int:

@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
+from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 from cac_lightning.sources.synthetic.anatomy import (
     SLICE_MM,
     coronary_tree,
@@ -25,7 +26,7 @@ from cac_lightning.vessels import LABELS
 
 __all__ = ["CALCIUM_HU", "SynthOptions", "SynthScan", "is_zero_scan", "make_scan", "patient_id"]
 
-CALCIUM_HU = 130.0  # Agatston threshold at 120 kVp (Agatston et al. 1990; Hong et al. 2022)
+CALCIUM_HU = DEFAULT_THRESHOLD_HU  # the 120 kVp Agatston threshold (scoring.config)
 HU_MIN, HU_MAX = -1024, 3071  # 12-bit CT range with RescaleIntercept -1024
 PSF_SIGMA_XY = 0.35  # in-plane scanner blur (mm, Gaussian sigma; ~0.8 mm FWHM, I30f kernel)
 PSF_SIGMA_Z = 0.5  # z blur before slice integration (mm; 0.6 mm collimation)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 from cac_lightning.sources.synthetic.anatomy import (
     AORTA_DIR,
     AORTIC_ROOT,
@@ -30,7 +31,7 @@ __all__ = [
 
 # Least rendered peak (HU above tissue) of a plaque, and of the first plaque of a positive scan
 # (which must score: tissue ~35 HU + 250 stays >= 130 HU over >= 1 mm^2 despite the noise).
-MIN_PEAK_HU = 130.0
+MIN_PEAK_HU = DEFAULT_THRESHOLD_HU  # the 120 kVp Agatston threshold (scoring.config)
 FIRST_PEAK_HU = 250.0
 # Share of lesions per vessel. Hong et al. 2022, Table 5 (training set lesions): LM 6 %, LAD 39 %,
 # CX 21 %, RCA 35 %; LM is raised to 10 % so a small cohort still holds LM lesions.

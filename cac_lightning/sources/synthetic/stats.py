@@ -22,6 +22,7 @@ from scipy import ndimage as ndi
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
+from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 from cac_lightning.vessels import LABELS, VESSELS
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CALCIUM_HU = 130.0
+CALCIUM_HU = DEFAULT_THRESHOLD_HU  # the 120 kVp Agatston threshold (scoring.config)
 BONE_MIN_MM2 = 5.0
 ROI_RADIUS_MM = 8.0
 _EIGHT = np.ones((3, 3), dtype=bool)
