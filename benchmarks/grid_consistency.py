@@ -9,7 +9,9 @@ command, in a subprocess); the script prints per grid the predicted per-vessel A
 ``warnings`` of the JSON and the inference seconds, then per scan the largest relative spread
 between the grids ((max - min) / max per vessel; goal <= 10 %) and the expert reference
 (the COCA XML contours imported by :mod:`cac_lightning.sources.coca`, scored as
-``cac-score --mask`` scores them).
+``cac-score --mask`` scores them), also on each resampled grid (``expert@0.7mm``: the label
+map resampled nearest and gated like a training label map), which shows how much the Agatston
+score itself moves with the grid, whatever the model.
 
     python benchmarks/grid_consistency.py --ckpt outputs/demo/best.ckpt
 """
@@ -28,29 +30,35 @@ KEYS = ("LM", "LAD", "CX", "RCA", "total")
 DEFAULT_COCA = "/work/shared/data/coca-sample"
 
 
-def _grids(rows, work: Path, spacings: list[float]) -> list[tuple[str, str, str]]:
-    """(scan_id, grid, series folder) for the native series and each resampled grid."""
+def _grids(rows, work: Path, spacings: list[float]) -> tuple[list[tuple[str, str, str]], dict]:
+    """(scan_id, grid, series folder) for the native series and each resampled grid, and the
+    expert Agatston per grid (the expert label map resampled like a training label map:
+    nearest neighbour, kept where the resampled HU reach the threshold; scored on that grid)."""
     from cac_lightning.data.resample import resample_scan
-    from cac_lightning.io import read_volume, write_dicom_series
+    from cac_lightning.io import read_label_map, read_volume, write_dicom_series
+    from cac_lightning.scoring import score_scan
     from cac_lightning.scoring.config import threshold_for_kvp
 
-    out = []
+    out, expert = [], {}
     for row in rows:
         out.append((f"{row.scan_id}_native", "native", str(row.image)))
         vol = read_volume(row.image)
+        labels = read_label_map(row.label, vol.geometry)
+        thr = threshold_for_kvp(vol.kvp)
         for s in spacings:
-            folder = work / "series" / f"{row.scan_id}_{s:g}mm"
+            sid = f"{row.scan_id}_{s:g}mm"
+            folder = work / "series" / sid
+            hu, lab, geom = resample_scan(vol.hu, labels, vol.geometry, s, thr)
+            sc = score_scan(hu, lab, geom, kvp=vol.kvp, mass_factor=vol.mass_factor)
+            expert[sid] = [float(sc.vessels[k].agatston) for k in KEYS]
             if not folder.is_dir():
-                hu, _, geom = resample_scan(
-                    vol.hu, None, vol.geometry, s, threshold_for_kvp(vol.kvp)
-                )
                 write_dicom_series(
                     hu, geom, folder, patient_id=row.scan_id, kvp=vol.kvp or 120.0,
                     mass_factor=vol.mass_factor,
                     description=f"{row.scan_id} resampled to {s:g} mm pixels",
                 )  # fmt: skip
-            out.append((f"{row.scan_id}_{s:g}mm", f"{s:g} mm", str(folder)))
-    return out
+            out.append((sid, f"{s:g} mm", str(folder)))
+    return out, expert
 
 
 def _score(ckpt: str, series: list[tuple[str, str, str]], work: Path, device: str) -> Path:
@@ -87,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if not manifest.is_file():
         import_coca(args.coca_root, work / "coca")
     rows = read_manifest(manifest)
-    series = _grids(rows, work, args.spacings)
+    series, expert = _grids(rows, work, args.spacings)
     out = _score(args.ckpt, series, work, args.device)
 
     print(f"\ncheckpoint: {args.ckpt}   work folder: {work}")
@@ -105,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                   + f"  {infer:7.1f}  {warn}")  # fmt: skip
         ref = [float(row.ref.get(k, {}).get("agatston", float("nan"))) for k in KEYS]
         print(f"{row.scan_id:<16}{'expert':<9}" + "".join(f"{v:9.1f}" for v in ref))
+        for sid, grid, _ in series:
+            if sid in expert and sid.startswith(row.scan_id + "_"):
+                label = "expert@" + grid.replace(" ", "")
+                print(f"{row.scan_id:<16}{label:<9}" + "".join(f"{v:9.1f}" for v in expert[sid]))
         spread = []
         for i in range(len(KEYS)):
             vals = [pr[i] for pr in preds]
