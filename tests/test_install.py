@@ -1,6 +1,7 @@
 """Works as an installed package: a wheel with the configs, a fresh venv, commands from anywhere.
 
-How (offline, and the same on a fresh machine): the wheel is built from this source tree with
+How (offline, and the same on a fresh machine): the wheel is built from a copy of this source
+tree (package, ``pyproject.toml``, README) with
 ``pip wheel --no-deps --no-build-isolation`` by the interpreter running the tests; a new venv
 (``python -m venv``, nothing inherited) gets it with ``pip install --no-deps``, and a ``.pth``
 file in the new venv adds the running interpreter's site-packages *after* its own, so the
@@ -13,6 +14,7 @@ already-installed dependencies (torch, Lightning, ...) are importable without a 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -48,21 +50,18 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     build = tmp_path_factory.mktemp("build")
     env = _clean_env(build)
+    # Build from a copy, so setuptools' build/ and egg-info never land in the source tree.
+    src = build / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    shutil.copytree(ROOT / "cac_lightning", src / "cac_lightning", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
     _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "-w", str(out), str(src)],
         cwd=build,
         env=env,
-    )
+    )  # fmt: skip
     wheels = list(out.glob("cac_lightning-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
