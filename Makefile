@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install test test-slow demo lint format bench clean
+.PHONY: install test test-slow test-install demo lint format bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The wheel ships the configs; a fresh venv runs `cac-train experiment=smoke` outside the repo.
+test-install: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests/test_install.py
 
 demo: $(STAMP)
 	$(BIN)/cac-train experiment=demo

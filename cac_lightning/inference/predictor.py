@@ -10,8 +10,8 @@ the pixel spacing the network was trained at and the ranges it saw). It is read 
 
 :meth:`Predictor.predict` for each batch of axial slices:
 
-1. resamples the HU slices (bilinear) to the training pixel spacing (none when the
-   checkpoint records none: a warning is logged once);
+1. resamples the HU slices (bilinear, anti-aliased as in training) to the training pixel
+   spacing (none when the checkpoint records none: a warning is logged once);
 2. pads them with air to the network's multiple (16 or 32 pixels) and builds the 2-channel
    input (:func:`~cac_lightning.models.inputs.make_input`) with the scan's threshold;
 3. runs the network in bf16 autocast on CUDA, float32 on CPU (the same for validation and
@@ -248,7 +248,11 @@ class Predictor:
         """(B, C, H, W) float32 logits on the native grid of a (B, H, W) float HU batch."""
         native = hu.shape[-2:]
         if size is not None:
-            hu = F.interpolate(hu[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+            # Anti-aliased like the training grid (data/resample.py), so a scan seen on a finer
+            # grid averages over the same footprint instead of sampling its noise.
+            hu = F.interpolate(
+                hu[:, None], size=size, mode="bilinear", align_corners=False, antialias=True
+            )[:, 0]
         padded, (top, bottom, left, right) = _pad_to(hu, self.multiple)
         x = make_input(padded, self.window, threshold_hu)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
