@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 from scipy.interpolate import CubicSpline
 
 from cac_lightning.sources.synthetic.grid import Grid, ellipsoid_q, tube_distance
@@ -32,15 +33,15 @@ SLICE_MM = 3.0  # slice spacing and thickness of the COCA gated scans (mm)
 HU = {
     "air": -1000.0,
     "lung": -820.0,
-    "fat": -100.0,
+    "fat": -105.0,
     "muscle": 40.0,
-    "myocardium": 38.0,
-    "blood": 34.0,
+    "myocardium": 44.0,
+    "blood": 40.0,
     "liver": 55.0,
     "abdomen": 35.0,
     "vessel": 30.0,
     "csf": 15.0,
-    "cancellous": 220.0,
+    "cancellous": 270.0,
     "cortical": 600.0,
     "marrow": 170.0,
     "cartilage": 105.0,
@@ -52,7 +53,7 @@ _U0 = np.array([0.0, -1.0, 0.0]) - np.dot([0.0, -1.0, 0.0], _W0) * _W0
 _U0 /= np.linalg.norm(_U0)
 _V0 = np.cross(_W0, _U0)
 HEART_AXES = np.stack([_W0, _U0, _V0])
-HEART_SEMI = np.array([60.0, 45.0, 50.0])
+HEART_SEMI = np.array([64.0, 42.0, 56.0])
 AORTIC_ROOT = np.array([-5.0, 2.0, 34.0])  # aortic valve centre
 AORTA_DIR = np.array([-0.12, -0.10, 1.0]) / np.linalg.norm([-0.12, -0.10, 1.0])
 PULMONARY_ROOT = np.array([16.0, -26.0, 36.0])
@@ -194,8 +195,8 @@ def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40
     """
     fov = float(rng.uniform(*fov_mm))
     nz = int(rng.integers(n_slices[0], n_slices[1] + 1))
-    b = fov / 200.0 * float(rng.uniform(0.93, 1.07))
-    s = b * float(rng.uniform(0.98, 1.15))
+    b = fov / 185.0 * float(rng.uniform(0.93, 1.07))
+    s = b * float(rng.uniform(1.08, 1.25))
     centre = np.array([rng.normal(0.03, 0.03) * fov, rng.normal(-0.09, 0.025) * fov, 0.0])
     rot = _rotation(rng.normal(0, 0.08), rng.normal(0, 0.08), rng.normal(0, 0.14))
     # Put the heart centre about mid-volume with some craniocaudal shift.
@@ -214,9 +215,9 @@ def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40
         "fat": rng.uniform(5, 18) * b,
         "muscle": rng.uniform(3, 7) * b,
         "ribzone": 11.0 * b,
-        "spine_c": (b * rng.normal(-3, 3), b * rng.normal(78, 3)),
+        "spine_c": (b * rng.normal(-3, 3), b * rng.normal(72, 3)),
         "spine_r": (b * rng.uniform(17, 21), b * rng.uniform(14, 17)),
-        "dao_c": (b * rng.normal(21, 3), b * rng.normal(60, 3)),
+        "dao_c": (b * rng.normal(21, 3), b * rng.normal(55, 3)),
         "dao_r": b * rng.uniform(10.5, 13.5),
         "aao_r": b * rng.uniform(13, 17),
         "pt_r": b * rng.uniform(12, 15),
@@ -266,7 +267,7 @@ def _fit_heart(centre: np.ndarray, scale: float, rot: np.ndarray, sh: dict):
     sphere = np.stack([np.sqrt(1 - vv**2) * np.cos(uu), np.sqrt(1 - vv**2) * np.sin(uu), vv])
     unit = sphere.reshape(3, -1).T  # points on the unit sphere
     bc = sh["body_c"]
-    d = sh["fat"] + sh["muscle"] + sh["ribzone"] + 10.0
+    d = sh["fat"] + sh["muscle"] + sh["ribzone"] + 3.0
     wall = (sh["body_ax"] - d, sh["body_ay"] - d, sh["body_ay_post"] - d)
     spine = (sh["spine_r"][0] + 4.0, sh["spine_r"][1] + 4.0)
     centre = centre.copy()
@@ -373,16 +374,43 @@ def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
 def _lung_texture(grid: Grid, seed: int) -> np.ndarray:
     """Smooth random field (nz, n, n) for pulmonary vessels; depends on the FOV, not on n.
 
-    A coarse (5-6 mm) Gaussian field, interpolated linearly to the grid (separable matrices).
+    A coarse (2.6 mm in-plane, 4.5 mm in z) Gaussian field, interpolated linearly to the grid
+    (separable matrices); thresholded, it gives vessel cross-sections of 2-6 mm.
     """
     rng = np.random.default_rng(seed)
-    nc = max(int(grid.fov_mm / 3.5), 4)
-    ncz = max(int(grid.nz * grid.slice_mm / 6.0), 2)
+    nc = max(int(grid.fov_mm / 2.6), 4)
+    ncz = max(int(grid.nz * grid.slice_mm / 4.5), 2)
     coarse = rng.standard_normal((ncz, nc, nc)).astype(np.float32)
     mx = _interp_matrix(grid.n, nc)
     field = np.matmul(np.matmul(mx, coarse), mx.T)  # (ncz, n, n)
     mz = _interp_matrix(grid.nz, ncz)
-    return np.tensordot(mz, field, axes=(1, 0))
+    out = np.tensordot(mz, field, axes=(1, 0))
+    # Linear interpolation lowers the variance between lattice points: about unit SD again.
+    return out * np.float32(1.0 / 0.55)
+
+
+def _trabecular(grid: Grid, mask: np.ndarray, seed: int) -> np.ndarray:
+    """Trabecular texture (HU, (nz, k)) for the ``mask`` pixels of cancellous bone.
+
+    A ~0.8 mm-correlated Gaussian field on a fixed 0.4 mm lattice, skewed towards dark marrow
+    spaces (SD ~60 HU), sampled at the pixels of ``mask``; independent of the matrix size.
+    """
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return np.zeros((grid.nz, 0), dtype=np.float32)
+    lat = 0.4
+    px0, py0 = grid.x[xs], grid.y[ys]
+    ox, oy = float(px0.min()), float(py0.min())
+    w = int((px0.max() - ox) / lat) + 2
+    h = int((py0.max() - oy) / lat) + 2
+    rng = np.random.default_rng(seed)
+    f = rng.standard_normal((grid.nz, h, w)).astype(np.float32)
+    f = ndi.gaussian_filter(f, (0.4, 2.0, 2.0), mode="wrap")
+    f /= max(float(f.std()), 1e-6)
+    f = np.where(f < 0, 1.6 * f, 0.7 * f)
+    ii = np.clip(np.rint((py0 - oy) / lat).astype(int), 0, h - 1)
+    jj = np.clip(np.rint((px0 - ox) / lat).astype(int), 0, w - 1)
+    return (45.0 * f[:, ii, jj]).astype(np.float32)
 
 
 def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.ndarray:
@@ -456,7 +484,14 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
     inside = np.broadcast_to(cavity, grid.shape)
     lungs = inside & ~mediastinum & ~below
     tex = _lung_texture(grid, anat.lung_seed)
-    lung_val = np.where(tex > 1.7, v["muscle"] - 10.0, v["lung"] + 15.0 * tex)
+    # Vessels: larger and denser towards the hila (threshold falls near the mediastinum);
+    # parenchyma denser posteriorly (dependent lung).
+    hilum = np.exp(-np.abs(x - medial_x) / (45.0 * anat.body_scale))
+    thr = (2.1 - 0.8 * hilum)[None]
+    dep = 70.0 * np.clip((y - bc[1] + 20.0) / (ap + 20.0), 0.0, 1.0) ** 2
+    paren = v["lung"] + dep[None] + 12.0 * tex
+    frac = np.clip((tex - thr) / 0.35, 0.0, 1.0)
+    lung_val = paren + (v["vessel"] - paren) * frac
     vol[inside] = v["fat"]
     vol[lungs] = lung_val[lungs]
     abdomen = inside & below
@@ -507,7 +542,7 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
     vol[:, qc <= 1] = v["csf"]
     vol[:, qv <= 1] = v["cortical"]
     inner = _ellipse2(grid, spc, spr[0] - 2.0, spr[1] - 2.0) <= 1
-    vol[:, inner] = v["cancellous"]
+    vol[:, inner] = v["cancellous"] + _trabecular(grid, inner, anat.lung_seed + 1)
 
     zone = ribring & ~cavity
     yy, xx = np.nonzero(zone)
