@@ -29,7 +29,7 @@ CALCIUM_HU = 130.0  # Agatston threshold at 120 kVp (Agatston et al. 1990; Hong 
 HU_MIN, HU_MAX = -1024, 3071  # 12-bit CT range with RescaleIntercept -1024
 PSF_SIGMA_XY = 0.35  # in-plane scanner blur (mm, Gaussian sigma; ~0.8 mm FWHM, I30f kernel)
 PSF_SIGMA_Z = 0.5  # z blur before slice integration (mm; 0.6 mm collimation)
-NOISE_CORR_MM = 0.6  # in-plane noise correlation (Gaussian sigma, mm)
+NOISE_CORR_MM = 0.53  # in-plane noise correlation (Gaussian sigma, mm)
 TISSUE_REF_HU = 35.0  # vessel wall / myocardium CT number the plaque floors refer to
 SUPPORT_HU = 20.0  # a voxel belongs to a plaque where its blurred density adds >= this
 
