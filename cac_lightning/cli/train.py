@@ -1,7 +1,8 @@
 """``cac-train``: the Hydra training app.
 
 ``cac-train experiment=demo``; ``cac-train -m model/net=unet,unetplusplus`` runs both;
-``cac-train ckpt_path=.../last.ckpt`` resumes. The run folder holds checkpoints,
+``cac-train ckpt_path=.../last.ckpt`` resumes; ``cac-train init_from=CKPT`` fine-tunes (weights
+only: fresh optimiser, epoch 0, any dataset). The run folder holds checkpoints,
 the CSV log, the offline W&B run and ``metrics.json`` (the end-of-run summary).
 """
 
@@ -51,6 +52,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
+    if cfg.get("init_from"):
+        from cac_lightning.errors import InputError
+        from cac_lightning.models.pretrained import load_init_weights
+
+        if cfg.get("ckpt_path"):
+            raise InputError("give init_from (fine-tune) or ckpt_path (resume), not both")
+        load_init_weights(model, cfg.init_from)
     callbacks = _instantiate_dict(cfg.get("callbacks"))
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
