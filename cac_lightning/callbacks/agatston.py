@@ -1,61 +1,71 @@
 """Scan-level Agatston evaluation during validation and test (the paper's model selection).
 
-Every slice of each scan is predicted, argmax'd, kept only where HU >= 130, and
-scored with :func:`cac_lightning.scoring.score_scan`; the reference is scored
-the same way from the reference label map. Logs, for split ``s``:
-``s/agatston_mae`` (mean absolute total Agatston error per scan),
-``s/agatston_mae_<VESSEL>``, ``s/icc_agatston_total``, ``s/kappa`` and
-``s/kappa_linear`` (5-class risk category), ``s/risk_accuracy`` and, on the
-zero-calcium split, ``test_zero/fp_rate``. Under DDP each rank scores a
-disjoint share of the scans and the per-scan numbers are gathered.
+Each scan of a split goes through the one scan-level path: the module wrapped in a
+:class:`~cac_lightning.inference.Predictor` (same resampling, padding, precision and HU gate
+as ``cac-score``) -> :func:`~cac_lightning.evaluation.records.evaluate_scans` -> the flat
+metrics of :func:`~cac_lightning.evaluation.tables.metrics_by_split`, the same code and the
+same names as ``cac-eval``: ``val/agatston_mae``, ``val/agatston_mae_<VESSEL>``,
+``val/icc_agatston_total``, ``val/kappa``, ``val/kappa_linear``, ``val/risk_accuracy``,
+``val/dice`` (per-scan calcium-voxel Dice), ``test_zero/zero_cac_flagged_rate`` ...
+
+Cost control: ``every_n_epochs`` (whole-scan validation every n-th epoch, starting with the
+first; in between the last values are logged again, so checkpointing and early stopping
+see a value every epoch) and ``val_scans`` (a fixed subset of n validation scans spread
+over the range of reference scores). At the end of a fit a log line gives the share of
+wall time spent in validation. Under DDP each rank scores a disjoint share of the scans
+and the records are gathered.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
+import time
 
 import numpy as np
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from cac_lightning.vessels import VESSELS
+from cac_lightning.vessels import SCORE_KEYS
 
-__all__ = ["ScanAgatstonEvaluation", "summarise"]
+__all__ = ["ScanAgatstonEvaluation", "pick_subset"]
 
 log = logging.getLogger(__name__)
-KEYS = (*VESSELS, "total")
-RISK = ("C1", "C2", "C3", "C4", "C5")
 
 
-def summarise(split: str, ref: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Metrics from per-scan Agatston arrays (n, 5): columns LM, LAD, CX, RCA, total."""
-    from cac_lightning.evaluation.stats import cohen_kappa, icc_a1
-    from cac_lightning.scoring import risk_category
+def _ref_total(scan) -> float:
+    try:
+        return float((getattr(scan, "ref", None) or {})["total"]["agatston"])
+    except (KeyError, TypeError, ValueError):
+        return float(np.asarray(scan.labels).any())
 
-    out: dict[str, float] = {}
-    if len(ref) == 0:
-        return out
-    err = np.abs(pred - ref)
-    out[f"{split}/agatston_mae"] = float(err[:, -1].mean())
-    for i, v in enumerate(VESSELS):
-        out[f"{split}/agatston_mae_{v}"] = float(err[:, i].mean())
-    rc = [risk_category(float(a)) for a in ref[:, -1]]
-    pc = [risk_category(float(a)) for a in pred[:, -1]]
-    out[f"{split}/risk_accuracy"] = float(np.mean([a == b for a, b in zip(rc, pc, strict=True)]))
-    out[f"{split}/scan_fp_rate"] = (
-        float(np.mean(pred[ref[:, -1] == 0, -1] > 0)) if (ref[:, -1] == 0).any() else float("nan")
-    )
-    if split.endswith("zero"):
-        out[f"{split}/fp_rate"] = out[f"{split}/scan_fp_rate"]
-        return out
-    out[f"{split}/icc_agatston_total"] = float(icc_a1(ref[:, -1], pred[:, -1]).icc)
-    for i, v in enumerate(VESSELS):
-        out[f"{split}/icc_agatston_{v}"] = float(icc_a1(ref[:, i], pred[:, i]).icc)
-    out[f"{split}/kappa"] = float(cohen_kappa(rc, pc, labels=RISK).kappa)
-    out[f"{split}/kappa_linear"] = float(cohen_kappa(rc, pc, labels=RISK, weights="linear").kappa)
-    return out
+
+def pick_subset(scans: list, n: int | None) -> list:
+    """A fixed subset of ``n`` scans spread evenly over the range of reference totals.
+
+    Args:
+        scans: the split's scans (``scan_id``; ``ref`` reference scores when known).
+        n: how many; None or >= len(scans) keeps them all.
+
+    Returns:
+        The chosen scans in their original order (the same on every call).
+    """
+    if n is None or n >= len(scans):
+        return list(scans)
+    order = sorted(range(len(scans)), key=lambda i: (_ref_total(scans[i]), scans[i].scan_id))
+    picks = {order[int(round(k))] for k in np.linspace(0, len(scans) - 1, max(1, int(n)))}
+    return [s for i, s in enumerate(scans) if i in picks]
+
+
+def _gather(trainer: Trainer, mine: list) -> list:
+    """All ranks' ``(index, record dict)`` lists, concatenated (every rank gets all)."""
+    if trainer.world_size <= 1:
+        return mine
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return mine
+    parts: list = [None] * trainer.world_size
+    dist.all_gather_object(parts, mine)
+    return [item for part in parts for item in part]
 
 
 class ScanAgatstonEvaluation(Callback):
@@ -64,88 +74,104 @@ class ScanAgatstonEvaluation(Callback):
     Args:
         batch_size: slices per forward pass.
         test_splits: splits scored at test time (default the test set and the zero-calcium set).
+        every_n_epochs: whole-scan validation every n-th epoch (default 1: every epoch).
+        val_scans: validate on a fixed subset of this many scans (default None: all).
     """
 
-    def __init__(self, batch_size: int = 16, test_splits: tuple[str, ...] = ("test", "test_zero")):
+    def __init__(
+        self,
+        batch_size: int = 16,
+        test_splits: tuple[str, ...] = ("test", "test_zero"),
+        every_n_epochs: int = 1,
+        val_scans: int | None = None,
+    ):
         self.batch_size = int(batch_size)
         self.test_splits = tuple(test_splits)
+        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.val_scans = None if val_scans is None else int(val_scans)
+        self.records: dict[str, list] = {}
         self.results: dict[str, list[dict]] = {}
         self.metrics: dict[str, float] = {}
-        self._ref_cache: dict[str, np.ndarray] = {}
+        self.timing: dict[str, float] = {"validation_s": 0.0, "scan_eval_s": 0.0, "fit_s": 0.0}
+        self._last_val: dict[str, float] = {}
+        self._ref_cache: dict = {}
+        self._t_fit = self._t_val = 0.0
 
-    # -- per-scan work -------------------------------------------------------------------
-    def _scores(self, scan, labels: np.ndarray, pl_module: LightningModule) -> np.ndarray:
-        from cac_lightning.scoring import ScoringConfig, score_scan
-
-        cfg = ScoringConfig(**dict(pl_module.hparams.get("scoring", {}) or {}))
-        s = score_scan(
-            np.asarray(scan.hu),
-            labels,
-            scan.geometry,
-            cfg,
-            kvp=scan.kvp,
-            mass_factor=scan.mass_factor,
-        )
-        return np.array([s.vessels[k].agatston for k in KEYS], dtype=np.float64)
-
-    def score_scan_pair(self, scan, pl_module: LightningModule, trainer: Trainer | None = None):
-        """Predicted and reference Agatston (LM, LAD, CX, RCA, total) of one cached scan."""
-        from cac_lightning.inference import predict_labels
-
-        inp = dict(pl_module.hparams.get("input", {}) or {})
-        ctx = trainer.precision_plugin.forward_context() if trainer else contextlib.nullcontext()
-        with torch.no_grad(), ctx:
-            pred_labels = predict_labels(
-                pl_module,
-                scan.hu,
-                window=inp.get("window", (-1024.0, 2048.0)),
-                threshold_hu=float(inp.get("threshold_hu", 130.0)),
-                batch_size=self.batch_size,
-                device=pl_module.device,
-            )
-        if scan.scan_id not in self._ref_cache:
-            self._ref_cache[scan.scan_id] = self._scores(scan, np.asarray(scan.labels), pl_module)
-        return self._ref_cache[scan.scan_id], self._scores(scan, pred_labels, pl_module)
-
+    # -- scan-level path -------------------------------------------------------------------
     def evaluate(
         self, trainer: Trainer, pl_module: LightningModule, split: str
     ) -> dict[str, float]:
+        """Records and flat metrics of one split (this rank's share, gathered)."""
+        from cac_lightning.evaluation.records import ScanRecord, evaluate_scans
+        from cac_lightning.evaluation.tables import metrics_by_split
+        from cac_lightning.inference import Predictor
+
+        t0 = time.perf_counter()
         scans = trainer.datamodule.scans(split)
+        if split == "val":
+            scans = pick_subset(scans, self.val_scans)
         rank, world = trainer.global_rank, trainer.world_size
-        mine = scans[rank::world]
-        rows = np.full((math.ceil(len(scans) / world) if scans else 0, 2 * len(KEYS) + 1), np.nan)
-        for i, scan in enumerate(mine):
-            ref, pred = self.score_scan_pair(scan, pl_module, trainer)
-            rows[i] = np.concatenate([[rank + i * world], ref, pred])
-        if world > 1 and len(rows):
-            gathered = trainer.strategy.all_gather(torch.as_tensor(rows, device=pl_module.device))
-            rows = gathered.reshape(-1, rows.shape[1]).cpu().numpy()
-        rows = rows[~np.isnan(rows[:, 0])]
-        rows = rows[np.argsort(rows[:, 0])]
-        ref, pred = rows[:, 1 : 1 + len(KEYS)], rows[:, 1 + len(KEYS) :]
+        predictor = Predictor.from_module(pl_module, self.batch_size)
+        mine = evaluate_scans(predictor, scans[rank::world], split=split, ref_cache=self._ref_cache)
+        indexed = [(rank + i * world, r.to_dict()) for i, r in enumerate(mine)]
+        gathered = sorted(_gather(trainer, indexed), key=lambda item: item[0])
+        records = [ScanRecord.from_dict(d) for _, d in gathered]
+        self.records[split] = records
         self.results[split] = [
             {
-                "scan_id": scans[int(r[0])].scan_id,
-                "ref": dict(zip(KEYS, map(float, a), strict=True)),
-                "pred": dict(zip(KEYS, map(float, b), strict=True)),
+                "scan_id": r.scan_id,
+                "threshold_hu": r.threshold_hu,
+                "kvp": r.kvp,
+                "ref": {k: r.ref[k]["agatston"] for k in SCORE_KEYS},
+                "pred": {k: r.pred[k]["agatston"] for k in SCORE_KEYS},
+                "ref_risk": r.ref_risk,
+                "pred_risk": r.pred_risk,
             }
-            for r, a, b in zip(rows, ref, pred, strict=True)
+            for r in records
         ]
-        return summarise(split, ref, pred)
+        self.timing["scan_eval_s"] += time.perf_counter() - t0
+        return metrics_by_split(records) if records else {}
 
     def _log(self, pl_module: LightningModule, metrics: dict[str, float]) -> None:
         self.metrics.update(metrics)
         for k, v in metrics.items():
-            pl_module.log(k, v, sync_dist=False, rank_zero_only=False)
+            pl_module.log(k, float(v), sync_dist=False, rank_zero_only=False)
 
-    # -- hooks ---------------------------------------------------------------------------
+    # -- hooks -------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._t_fit = time.perf_counter()
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._t_val = time.perf_counter()
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.timing["validation_s"] += time.perf_counter() - self._t_val
+
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not hasattr(trainer.datamodule, "scans"):
             return
-        self._log(pl_module, self.evaluate(trainer, pl_module, "val"))
+        due = trainer.current_epoch % self.every_n_epochs == 0
+        if due or not self._last_val:
+            self._last_val = self.evaluate(trainer, pl_module, "val")
+        self._log(pl_module, self._last_val)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not hasattr(trainer.datamodule, "scans"):
             return
         for split in self.test_splits:
             self._log(pl_module, self.evaluate(trainer, pl_module, split))
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.timing["fit_s"] = time.perf_counter() - self._t_fit
+        fit, val = self.timing["fit_s"], self.timing["validation_s"]
+        if trainer.is_global_zero and fit > 0:
+            log.info(
+                "validation took %.1f s of %.1f s wall time (%.0f%%); whole-scan evaluation "
+                "%.1f s (every %d epoch(s), %s val scans)",
+                val,
+                fit,
+                100.0 * val / fit,
+                self.timing["scan_eval_s"],
+                self.every_n_epochs,
+                "all" if self.val_scans is None else self.val_scans,
+            )

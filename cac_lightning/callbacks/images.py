@@ -1,9 +1,12 @@
-"""Overlay images of validation slices (reference | prediction) for W&B dashboards."""
+"""Overlay images of validation slices (reference | prediction) for W&B dashboards.
+
+Predictions come from :class:`~cac_lightning.inference.Predictor` (the same path as
+``cac-score``: resampling, padding, precision, the scan's HU gate).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
@@ -40,21 +43,19 @@ class OverlayImageLogger(Callback):
         wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         if not wandb_loggers or not hasattr(trainer.datamodule, "scans"):
             return
-        from cac_lightning.data.transforms import make_input
+        from cac_lightning.inference import Predictor
 
         scans = trainer.datamodule.scans("val")
-        inp = dict(pl_module.hparams.get("input", {}) or {})
+        predictor = Predictor.from_module(pl_module)
         images, captions = [], []
         for i, z in pick_slices(scans, self.num_images):
-            hu = np.asarray(scans[i].hu[z])
-            x = make_input(
+            scan = scans[i]
+            hu = np.asarray(scan.hu[z])
+            pred = predictor.predict(
                 hu[None],
-                window=tuple(inp.get("window", (-1024.0, 2048.0))),
-                threshold_hu=float(inp.get("threshold_hu", 130.0)),
-            )
-            with torch.no_grad():
-                pred = pl_module(x.to(pl_module.device)).argmax(1)[0].cpu().numpy()
-            pred[hu < float(inp.get("threshold_hu", 130.0))] = 0
+                pixel_spacing=tuple(scan.geometry.pixel_spacing),
+                kvp=getattr(scan, "kvp", None),
+            )[0]
             ref = np.asarray(scans[i].labels[z])
             images.append(side_by_side(render_overlay(hu, ref), render_overlay(hu, pred)))
             captions.append(f"{scans[i].scan_id} slice {z}: reference | prediction")

@@ -30,7 +30,7 @@ COLUMNS = (
     ("test/icc_agatston_total", "ICC Agatston total"),
     ("test/kappa", "Risk kappa"),
     ("test/kappa_linear", "Risk kappa (linear)"),
-    ("test_zero/fp_rate", "Zero-CAC FP rate"),
+    ("test_zero/zero_cac_flagged_rate", "Zero-CAC FP rate"),
 )
 
 

@@ -25,33 +25,18 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     """Predict every scan of ``cfg.splits`` with ``cfg.ckpt_path``; write the report."""
     from hydra.utils import instantiate
 
+    from cac_lightning.evaluation.records import evaluate_scans
     from cac_lightning.evaluation.report import write_report
-    from cac_lightning.evaluation.tables import flat_metrics, scan_record, tables_by_split
-    from cac_lightning.inference.checkpoint import load_model
-    from cac_lightning.scoring import ScoringConfig
+    from cac_lightning.evaluation.tables import metrics_by_split
+    from cac_lightning.inference import Predictor
 
-    model = load_model(cfg.ckpt_path, cfg.device)
-    scoring = ScoringConfig(**model.scoring)
+    predictor = Predictor.from_checkpoint(cfg.ckpt_path, cfg.device, cfg.batch_size)
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("test")
     records = []
     for split in cfg.splits:
-        for scan in dm.scans(split):
-            pred = model.predict(scan.hu, cfg.batch_size)
-            records.append(
-                scan_record(
-                    scan.scan_id,
-                    split,
-                    scan.hu,
-                    scan.labels,
-                    pred,
-                    scan.geometry,
-                    scoring,
-                    kvp=scan.kvp,
-                    mass_factor=scan.mass_factor,
-                )
-            )
+        records += evaluate_scans(predictor, dm.scans(split), split=split)
         log.info("%s: %d scans", split, sum(r.split == split for r in records))
     out = write_report(
         cfg.report_dir,
@@ -59,13 +44,12 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
         title=f"CAC evaluation: {Path(cfg.ckpt_path).name}",
         settings={
             "checkpoint": str(cfg.ckpt_path),
-            "scoring": model.scoring,
+            "scoring": predictor.scoring,
+            "model": predictor.describe(),
             "splits": list(cfg.splits),
         },
     )
-    metrics: dict[str, float] = {}
-    for split, tables in tables_by_split(records).items():
-        metrics.update(flat_metrics(tables, prefix=f"{split}/"))
+    metrics = metrics_by_split(records)
     _log_wandb(cfg, metrics, out)
     return metrics, out
 

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--seg", action="store_true", help="DICOM Segmentation per scan (DICOM inputs)")
     g.add_argument("--save-labels", action="store_true", help="predicted label map as .nii.gz")
+    g.add_argument(
+        "--strict-domain",
+        action="store_true",
+        help="refuse (exit 2) a scan outside the checkpoint's training data "
+        "(pixel spacing, slice thickness, field of view, kVp, ECG gating); default: warn",
+    )
     return p
 
 

@@ -31,6 +31,45 @@ def _instantiate_dict(cfg: DictConfig | None) -> list:
     return [instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
+def _geometry_recorder():
+    """A callback that stores ``datamodule.geometry_summary()`` as ``data_geometry`` hparam.
+
+    Lightning calls a callback's ``setup`` after ``datamodule.setup(stage)`` and before
+    training, on every rank (after rank 0's ``prepare_data``), so the checkpoint records the
+    grid the network is trained on (interfaces §1) without preparing data outside Lightning.
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    class RecordDataGeometry(Callback):
+        def setup(self, trainer, pl_module, stage: str) -> None:
+            summary = getattr(trainer.datamodule, "geometry_summary", None)
+            if stage == "fit" and summary is not None:
+                pl_module.hparams["data_geometry"] = summary()
+
+    return RecordDataGeometry()
+
+
+def _export_best(trainer, dest: str) -> None:
+    """Copy the best (else the last) checkpoint to ``dest`` and print how to use it."""
+    import shutil
+    from pathlib import Path
+
+    from cac_lightning.io.atomic import atomic_path
+
+    cb = trainer.checkpoint_callback
+    src = (cb.best_model_path or cb.last_model_path) if cb is not None else ""
+    if not src or not Path(src).is_file():
+        log.warning("no checkpoint to copy to %s", dest)
+        return
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    print(f"best checkpoint: {dest}")
+    print(
+        f"score your own DICOM series with it: cac-score DICOM_FOLDER --ckpt {dest} --out OUT_DIR"
+    )
+
+
 def _finish_wandb() -> None:
     try:
         import wandb
@@ -59,7 +98,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         if cfg.get("ckpt_path"):
             raise InputError("give init_from (fine-tune) or ckpt_path (resume), not both")
         load_init_weights(model, cfg.init_from)
-    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    callbacks = _instantiate_dict(cfg.get("callbacks")) + [_geometry_recorder()]
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = OmegaConf.to_container(
@@ -86,6 +125,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         if trainer.is_global_zero:
             summary = write_summary(cfg.summary_path, metrics, evaluator, best)
             print(summary_table(summary))
+    if cfg.get("export_ckpt") and cfg.get("train") and trainer.is_global_zero:
+        _export_best(trainer, str(cfg.export_ckpt))
     return metrics, objects
 
 

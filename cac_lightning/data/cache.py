@@ -2,12 +2,18 @@
 
 One folder per scan under the cache directory, named by a hash of the sources
 (image path and the size/mtime of its files, label path and size/mtime,
-:data:`PREPROCESS_VERSION`), so a changed source gets a new entry:
+:data:`PREPROCESS_VERSION`, and the training grid: target spacing and field of view), so a
+changed source or grid gets a new entry:
 
 - ``hu.npy``: int16 (z, y, x) HU, slices ascending along the slice normal;
 - ``labels.npy``: uint8 (z, y, x), 0 background, 1 LM, 2 LAD, 3 CX, 4 RCA;
-- ``meta.json``: geometry, kVp, mass factor, scan id, split, reference scores
-  and the per-slice positive flag (any calcium label in the slice).
+- ``meta.json``: geometry (of the cached arrays) and native geometry (of the source), kVp,
+  mass factor, scan id, split, reference scores and the per-slice positive flag (any calcium
+  label in the slice).
+
+With a target spacing and / or field of view the arrays are resampled and cropped once here
+(:func:`cac_lightning.data.resample.preprocess_scan`: HU linear, labels nearest and gated with
+the scan's own threshold, :func:`cac_lightning.scoring.config.threshold_for_kvp`).
 
 Entries are written with :func:`cac_lightning.io.atomic.atomic_dir`, so an
 interrupted run leaves no entry behind. Stale entries are not deleted.
@@ -43,7 +49,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Bump when the cached arrays or meta.json change meaning: every entry is rebuilt.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2
 FILES = ("hu.npy", "labels.npy", "meta.json")
 
 
@@ -55,7 +61,7 @@ class CachedScan:
         scan_id: the manifest's scan id (a pseudonym).
         hu: int16 (z, y, x) HU memmap.
         labels: uint8 (z, y, x) label memmap.
-        geometry: the voxel grid of ``hu``.
+        geometry: the voxel grid of ``hu`` (the training grid).
         kvp: tube voltage when known.
         mass_factor: calcium mass calibration factor when known.
         ref: reference scores ``{vessel: {score: value}}`` from the manifest.
@@ -63,6 +69,7 @@ class CachedScan:
         patient_id: the manifest's (pseudonymous) patient id.
         positive: (z,) bool, True where the slice has any calcium label.
         path: the cache entry folder.
+        native_geometry: the source scan's grid (None: the same as ``geometry``).
     """
 
     scan_id: str
@@ -76,6 +83,7 @@ class CachedScan:
     patient_id: str = ""
     positive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     path: Path | None = None
+    native_geometry: Geometry | None = None
 
     @property
     def n_slices(self) -> int:
@@ -111,8 +119,10 @@ def _file_stats(path: Path, what: str, scan_id: str) -> list[list]:
     return out
 
 
-def cache_key(row: ManifestRow) -> str:
-    """Hex digest identifying a scan's sources and the preprocessing version."""
+def cache_key(
+    row: ManifestRow, target_spacing_mm: float | None = None, fov_mm: float | None = None
+) -> str:
+    """Hex digest identifying a scan's sources, the training grid and the preprocessing version."""
     if row.label is None:
         raise InputError(f"scan {row.scan_id}: the manifest gives no label map")
     image, label = Path(row.image).resolve(), Path(row.label).resolve()
@@ -122,6 +132,8 @@ def cache_key(row: ManifestRow) -> str:
         "label": str(label),
         "label_files": _file_stats(label, "label map", row.scan_id),
         "version": PREPROCESS_VERSION,
+        "target_spacing_mm": None if target_spacing_mm is None else float(target_spacing_mm),
+        "fov_mm": None if fov_mm is None else float(fov_mm),
     }
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -150,17 +162,28 @@ def _geometry_from_dict(d: dict) -> Geometry:
     )
 
 
-def build_entry(row: ManifestRow, cache_dir: str | os.PathLike) -> Path:
+def build_entry(
+    row: ManifestRow,
+    cache_dir: str | os.PathLike,
+    target_spacing_mm: float | None = None,
+    fov_mm: float | None = None,
+) -> Path:
     """Preprocess one scan into ``cache_dir`` unless an up-to-date entry exists.
 
     Args:
         row: the manifest row (image and label map paths).
         cache_dir: the cache root.
+        target_spacing_mm: in-plane spacing to resample to; None keeps the native grid.
+        fov_mm: side of the square field of view cut around the body centre; None keeps
+            whole slices.
 
     Returns:
         The entry folder.
     """
-    entry = Path(cache_dir) / cache_key(row)
+    from cac_lightning.data.resample import preprocess_scan
+    from cac_lightning.scoring.config import threshold_for_kvp
+
+    entry = Path(cache_dir) / cache_key(row, target_spacing_mm, fov_mm)
     if _complete(entry):
         return entry
     if entry.exists():  # not written by us (writes are atomic): rebuild it
@@ -170,13 +193,28 @@ def build_entry(row: ManifestRow, cache_dir: str | os.PathLike) -> Path:
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     if labels.shape != hu.shape:
         raise InputError(f"scan {row.scan_id}: label map {labels.shape} != image {hu.shape}")
-    geometry = dataclasses.asdict(vol.geometry)
+    pre = preprocess_scan(
+        hu, labels, vol.geometry, threshold_for_kvp(vol.kvp), target_spacing_mm, fov_mm
+    )
+    hu, labels = pre.hu, pre.labels
+    if pre.lost_label_voxels:
+        log.warning(
+            "scan %s: %d calcium voxels lie outside the %s mm field of view",
+            row.scan_id,
+            pre.lost_label_voxels,
+            fov_mm,
+        )
+    geometry = dataclasses.asdict(pre.geometry)
     meta = {
         "version": PREPROCESS_VERSION,
         "scan_id": row.scan_id,
         "patient_id": row.patient_id,
         "split": row.split,
         "geometry": geometry,
+        "native_geometry": dataclasses.asdict(vol.geometry),
+        "target_spacing_mm": target_spacing_mm,
+        "fov_mm": fov_mm,
+        "lost_label_voxels": pre.lost_label_voxels,
         "kvp": vol.kvp,
         "mass_factor": vol.mass_factor,
         "ref": row.ref,
@@ -210,9 +248,18 @@ def load_entry(entry: str | os.PathLike, row: ManifestRow | None = None) -> Cach
         patient_id=row.patient_id if row else meta.get("patient_id", ""),
         positive=np.asarray(meta["positive"], dtype=bool),
         path=entry,
+        native_geometry=_geometry_from_dict(meta.get("native_geometry", meta["geometry"])),
     )
 
 
-def cache_scans(rows: list[ManifestRow], cache_dir: str | os.PathLike) -> list[CachedScan]:
-    """Build (where needed) and open the cache entries of ``rows``, in order."""
-    return [load_entry(build_entry(row, cache_dir), row) for row in rows]
+def cache_scans(
+    rows: list[ManifestRow],
+    cache_dir: str | os.PathLike,
+    target_spacing_mm: float | None = None,
+    fov_mm: float | None = None,
+) -> list[CachedScan]:
+    """Build (where needed) and open the cache entries of ``rows``, in order.
+
+    ``target_spacing_mm`` / ``fov_mm``: the training grid (see :func:`build_entry`).
+    """
+    return [load_entry(build_entry(row, cache_dir, target_spacing_mm, fov_mm), row) for row in rows]

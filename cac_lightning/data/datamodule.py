@@ -3,7 +3,11 @@
 ``prepare_data`` (rank 0 only) generates the synthetic cohort when asked and
 the manifest is missing, then preprocesses every scan into the cache.
 ``setup`` reads the manifest, checks that splits are patient-level and opens
-the cache entries as memmaps. Loaders:
+the cache entries as memmaps. With ``target_spacing_mm`` / ``fov_mm`` the cache holds every
+scan resampled to that in-plane spacing and cut to that physical field of view
+(:mod:`cac_lightning.data.resample`), so the network's resolution is set in millimetres, not by
+the sources' matrix; :meth:`CACDataModule.geometry_summary` records it for the checkpoint.
+Loaders:
 
 - train: :class:`BalancedSliceSampler` (positive:negative = ``pos_fraction``,
   a new draw each epoch), augmented, optionally cropped;
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 from torch.utils.data import DataLoader
 
 from cac_lightning.data.cache import CachedScan, cache_scans
@@ -45,6 +50,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [_plain(v) for v in value]
     return value
+
+
+def _positive_or_none(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"data.{name} must be a number of mm or null, got {value!r}") from None
+    if not v > 0 or not np.isfinite(v):
+        raise InputError(f"data.{name} must be > 0 mm or null, got {value}")
+    return v
 
 
 def check_patient_splits(rows: Sequence[ManifestRow]) -> None:
@@ -89,6 +106,11 @@ class CACDataModule(pl.LightningDataModule):
         crop: square random crop for training (e.g. 256 of 512); ``None`` = whole
             slices. Val / test always use whole slices.
         test_splits: splits whose slices form the test loader; default ("test",).
+        target_spacing_mm: in-plane pixel spacing (mm) every scan is resampled to once, when
+            cached (HU linear, labels nearest and gated at the scan's threshold); ``None`` =
+            native spacing (the paper's recipe).
+        fov_mm: side (mm) of the square field of view cut around the body centre of every
+            scan (all splits) after resampling; ``None`` = whole slices.
     """
 
     def __init__(
@@ -109,6 +131,8 @@ class CACDataModule(pl.LightningDataModule):
         seed: int = 0,
         crop: int | None = None,
         test_splits: Sequence[str] = ("test",),
+        target_spacing_mm: float | None = None,
+        fov_mm: float | None = None,
     ) -> None:
         super().__init__()
         # Plain values only, so checkpoints load with torch.load(weights_only=True).
@@ -132,6 +156,8 @@ class CACDataModule(pl.LightningDataModule):
                     seed=seed,
                     crop=crop,
                     test_splits=test_splits,
+                    target_spacing_mm=target_spacing_mm,
+                    fov_mm=fov_mm,
                 ).items()
             }
         )
@@ -155,6 +181,8 @@ class CACDataModule(pl.LightningDataModule):
         unknown = set(self.test_splits) - set(SPLITS)
         if unknown:
             raise InputError(f"unknown test split(s) {sorted(unknown)}; valid: {list(SPLITS)}")
+        self.target_spacing_mm = _positive_or_none("target_spacing_mm", target_spacing_mm)
+        self.fov_mm = _positive_or_none("fov_mm", fov_mm)
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self._scans: dict[str, list[CachedScan]] | None = None
@@ -179,13 +207,13 @@ class CACDataModule(pl.LightningDataModule):
 
             log.info("generating synthetic cohort %s in %s", self.synthetic, self.data_dir)
             generate_cohort(self.data_dir, **self.synthetic)
-        cache_scans(self._rows(), self.cache_dir)
+        cache_scans(self._rows(), self.cache_dir, self.target_spacing_mm, self.fov_mm)
 
     def setup(self, stage: str | None = None) -> None:
         """Read the manifest and open the cache entries (building any missing one)."""
         if self._scans is not None:
             return
-        scans = cache_scans(self._rows(), self.cache_dir)
+        scans = cache_scans(self._rows(), self.cache_dir, self.target_spacing_mm, self.fov_mm)
         by_split: dict[str, list[CachedScan]] = {s: [] for s in SPLITS}
         for scan in scans:
             by_split[scan.split].append(scan)
@@ -207,6 +235,42 @@ class CACDataModule(pl.LightningDataModule):
         if self._scans is None:
             self.setup()
         return list(self._scans[split])
+
+    def geometry_summary(self) -> dict:
+        """What the network is trained on, for ``model.hparams.data_geometry``.
+
+        Keys (interfaces §1): ``spacing_mm`` (the training in-plane spacing; at native spacing
+        the median native spacing of the training scans), ``fov_mm`` (the field of view side or
+        None), ``pixel_spacing_mm`` / ``slice_thickness_mm`` / ``fov_range_mm`` ([min, max] of
+        the native training scans; slice thickness falls back to slice spacing) and ``kvp``
+        (sorted whole kVp values seen; scans without kVp add nothing). Plain floats and lists.
+        """
+        scans = self.scans("train")
+        if not scans:
+            raise InputError(f"no training scans in {self.manifest_path}")
+        native = [s.native_geometry or s.geometry for s in scans]
+        px = [float(np.mean(g.pixel_spacing)) for g in native]
+        thick = [
+            float(g.slice_thickness if g.slice_thickness is not None else g.slice_spacing)
+            for g in native
+        ]
+        fov = [
+            float(max(g.shape[1] * g.pixel_spacing[0], g.shape[2] * g.pixel_spacing[1]))
+            for g in native
+        ]
+
+        def span(v: list[float]) -> list[float]:
+            return [round(min(v), 4), round(max(v), 4)]
+
+        spacing = self.target_spacing_mm
+        return {
+            "spacing_mm": float(spacing) if spacing is not None else float(np.median(px)),
+            "fov_mm": self.fov_mm,
+            "pixel_spacing_mm": span(px),
+            "slice_thickness_mm": span(thick),
+            "fov_range_mm": span(fov),
+            "kvp": sorted({int(round(s.kvp)) for s in scans if s.kvp is not None}),
+        }
 
     # -- loaders -----------------------------------------------------------------------
     def _dataset(self, splits: Sequence[str], train: bool = False) -> SliceDataset:

@@ -1,9 +1,7 @@
 """The network input and the training augmentations of axial HU slices.
 
-:func:`make_input` is *the* input definition, shared by training, validation,
-inference and the callbacks: two channels per slice, the windowed HU image and
-the binary HU >= 130 mask of Hong et al. 2022 (section 2.4, Fig. 3b, after
-Zhao et al., their ref [15]).
+:func:`make_input`, the model's input definition, lives in
+:mod:`cac_lightning.models.inputs` and is re-exported here.
 
 Augmentations keep the anatomy's handedness: no left-right or anterior-posterior
 flips (vessel identity depends on the side of the heart), only small rotations
@@ -20,8 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
-import torch
 from scipy import ndimage
+
+# The model's input contract lives with the model; re-exported here for older imports.
+from cac_lightning.models.inputs import AIR_HU, DEFAULT_THRESHOLD_HU, DEFAULT_WINDOW, make_input
 
 __all__ = [
     "AIR_HU",
@@ -31,61 +31,6 @@ __all__ = [
     "augment_slice",
     "make_input",
 ]
-
-# Full range from air up to dense cortical bone: calcium (130 to ~1000 HU), bone
-# (~300 to ~1500 HU) and metal stents (saturating near the top) stay distinguishable
-# in the image channel; the lower bound keeps lung and fat apart from soft tissue.
-DEFAULT_WINDOW: tuple[float, float] = (-1024.0, 2048.0)
-# The Agatston calcium threshold at 120 kVp (Agatston et al. 1990; Hong et al. 2022, 2.3).
-DEFAULT_THRESHOLD_HU = 130.0
-# HU given to pixels warped in from outside the field of view.
-AIR_HU = -1024.0
-
-
-def make_input(
-    hu: np.ndarray | torch.Tensor,
-    window: tuple[float, float] = DEFAULT_WINDOW,
-    threshold_hu: float = DEFAULT_THRESHOLD_HU,
-) -> torch.Tensor:
-    """Build the 2-channel network input from HU slices.
-
-    Args:
-        hu: HU slices (N, H, W) or one slice (H, W); numpy (int16, float, memmap)
-            or a torch tensor (kept on its device).
-        window: (lo, hi) HU mapped linearly to [0, 1] and clipped; default
-            :data:`DEFAULT_WINDOW` = (-1024, 2048).
-        threshold_hu: channel 1 is ``hu >= threshold_hu``; default 130 HU.
-
-    Returns:
-        float32 tensor (N, 2, H, W): channel 0 = clip((hu - lo) / (hi - lo), 0, 1),
-        channel 1 = 1.0 where hu >= threshold_hu else 0.0.
-
-    Raises:
-        ValueError: on a shape other than (N, H, W) / (H, W) or an empty window.
-    """
-    lo, hi = float(window[0]), float(window[1])
-    if not hi > lo:
-        raise ValueError(f"window must be (lo, hi) with hi > lo, got {tuple(window)}")
-    x = hu if isinstance(hu, torch.Tensor) else np.asarray(hu)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3:
-        raise ValueError(
-            f"make_input expects HU slices of shape (N, H, W) or (H, W), got {tuple(x.shape)}"
-        )
-    if isinstance(x, torch.Tensor):
-        x = x.to(torch.float32)
-        image = ((x - lo) / (hi - lo)).clamp_(0.0, 1.0)
-        mask = (x >= threshold_hu).to(torch.float32)
-        return torch.stack([image, mask], dim=1)
-    # numpy: the same float32 arithmetic, single-threaded (cheap in loader workers)
-    x = x.astype(np.float32, copy=False)
-    out = np.empty((x.shape[0], 2, *x.shape[1:]), dtype=np.float32)
-    np.subtract(x, np.float32(lo), out=out[:, 0])
-    np.divide(out[:, 0], np.float32(hi - lo), out=out[:, 0])
-    np.clip(out[:, 0], 0.0, 1.0, out=out[:, 0])
-    np.greater_equal(x, np.float32(threshold_hu), out=out[:, 1])
-    return torch.from_numpy(out)
 
 
 @dataclass(frozen=True)

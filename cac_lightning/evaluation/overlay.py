@@ -6,17 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cac_lightning.vessels import VESSELS
+from cac_lightning.vessels import VESSEL_COLORS, VESSELS
 
 __all__ = ["DISPLAY_WINDOW", "VESSEL_COLORS", "render_overlay", "side_by_side"]
 
-# RGB per label value 1..4 (LM, LAD, CX, RCA).
-VESSEL_COLORS: dict[str, tuple[int, int, int]] = {
-    "LM": (255, 215, 0),
-    "LAD": (255, 60, 60),
-    "CX": (60, 200, 255),
-    "RCA": (80, 255, 80),
-}
 # Mediastinal display window (HU) for overlays.
 DISPLAY_WINDOW = (-250.0, 650.0)
 

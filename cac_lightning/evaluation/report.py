@@ -16,16 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from cac_lightning.errors import InputError
-from cac_lightning.evaluation.tables import (
-    METRICS,
-    NOT_CAC,
-    SCORE_KEYS,
-    ScanRecord,
-    score_pairs,
-    tables_by_split,
-)
+from cac_lightning.evaluation.records import NOT_CAC, ScanRecord
+from cac_lightning.evaluation.tables import METRICS, score_pairs, tables_by_split
 from cac_lightning.io.atomic import atomic_dir
-from cac_lightning.vessels import VESSELS
+from cac_lightning.vessels import SCORE_KEYS, VESSELS
 
 __all__ = ["json_safe", "markdown_report", "write_report"]
 

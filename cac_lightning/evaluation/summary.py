@@ -18,8 +18,8 @@ HEADLINE = (
     ("test/kappa", "Risk kappa (unweighted)"),
     ("test/agatston_mae", "Agatston MAE, total"),
     *((f"test/agatston_mae_{v}", f"Agatston MAE, {v}") for v in VESSELS),
-    ("test/dice", "Dice (calcium voxels)"),
-    ("test_zero/fp_rate", "Zero-calcium FP rate"),
+    ("test/dice", "Dice (calcium voxels, per scan)"),
+    ("test_zero/zero_cac_flagged_rate", "Zero-calcium flagged rate"),
 )
 
 

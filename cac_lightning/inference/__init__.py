@@ -1,5 +1,5 @@
-"""Model inference: whole-slice prediction of calcium label maps."""
+"""Model inference: the :class:`Predictor` (checkpoint -> calcium labels on a scan's grid)."""
 
-from cac_lightning.inference.predict import predict_labels
+from cac_lightning.inference.predictor import Predictor, resolve_device
 
-__all__ = ["predict_labels"]
+__all__ = ["Predictor", "resolve_device"]

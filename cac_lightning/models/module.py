@@ -3,7 +3,9 @@
 Batches are dicts ``{"image": float32 (B, in_channels, H, W), "target": int64 (B, H, W)}`` (other
 keys ignored). Each stage logs the epoch mean of the criterion as ``<stage>/loss`` and, from one
 ``torchmetrics`` ``MulticlassStatScores`` per stage (summed tp/fp/fn, reduced across DDP ranks),
-``<stage>/dice``, ``<stage>/iou``, ``<stage>/precision`` and ``<stage>/recall``: macro means over
+``<stage>/slice_dice``, ``<stage>/slice_iou``, ``<stage>/slice_precision`` and
+``<stage>/slice_recall`` (pooled over the slices of the epoch; the scan-level metrics of
+:mod:`cac_lightning.evaluation.records` have their own names): macro means over
 the calcium classes 1..C-1 that occur in the target or the prediction; background pixels count
 as negatives, class 0 is not averaged. An epoch with no calcium at all, found or missed, scores
 1.0. With deep supervision the loss is the mean of the head losses in every stage; the metrics
@@ -28,6 +30,7 @@ import torch
 from torchmetrics.classification import MulticlassStatScores
 
 from cac_lightning.errors import CACError
+from cac_lightning.models.inputs import candidates, gate_labels
 from cac_lightning.models.losses import build_criterion
 from cac_lightning.models.registry import build_net
 from cac_lightning.vessels import CLASS_NAMES
@@ -160,6 +163,10 @@ class CACSegModule(L.LightningModule):
         optimizer_cfg: Plain optimizer description, used only when ``optimizer`` is None
             (a module loaded from a checkpoint gets it back from the hyper-parameters).
         scheduler_cfg: Likewise for the scheduler.
+        loss_region: ``"all"`` pixels (the paper) or only the ``"candidates"`` >= threshold.
+        data_geometry: Plain dict describing the training data's geometry (``spacing_mm``,
+            ``fov_mm``, ``pixel_spacing_mm``, ``slice_thickness_mm``, ``fov_range_mm``,
+            ``kvp``), read by :class:`~cac_lightning.inference.Predictor`; stored only.
     """
 
     def __init__(
@@ -175,6 +182,7 @@ class CACSegModule(L.LightningModule):
         optimizer_cfg: Mapping[str, Any] | None = None,
         scheduler_cfg: Mapping[str, Any] | None = None,
         loss_region: str = "all",
+        data_geometry: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         net_cfg = _plain(net, "net")
@@ -199,6 +207,7 @@ class CACSegModule(L.LightningModule):
                 "scheduler_cfg": sched_cfg or dict(PAPER_SCHEDULER),
                 "class_names": list(CLASS_NAMES),
                 "loss_region": str(loss_region),
+                "data_geometry": _plain(data_geometry, "data_geometry"),
             }
         )
         if loss_region not in LOSS_REGIONS:
@@ -240,11 +249,12 @@ class CACSegModule(L.LightningModule):
             self.train(was_training)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        """Argmax labels (B, H, W) uint8 (0 background, 1 LM, 2 LAD, 3 CX, 4 RCA)."""
+        """Argmax labels (B, H, W) uint8 (0 background, 1 LM, 2 LAD, 3 CX, 4 RCA), gated by the
+        input's HU >= threshold channel (:func:`~cac_lightning.models.inputs.gate_labels`)."""
         x = batch["image"] if isinstance(batch, Mapping) else batch
         if isinstance(x, (list, tuple)):
             x = x[0]
-        return self(x).argmax(dim=1).to(torch.uint8)
+        return gate_labels(self(x).argmax(dim=1).to(torch.uint8), candidates(x))
 
     # -- training --------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -264,17 +274,17 @@ class CACSegModule(L.LightningModule):
     def _step(self, batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch["image"], batch["target"]
         heads = self._heads(x)
-        candidates = x[:, -1] > 0.5
+        cand = candidates(x)
         y_loss = y
         if self.hparams.get("loss_region", "all") == "candidates":
-            y_loss = y.masked_fill(~candidates, getattr(self.criterion, "ignore_index", -100))
+            y_loss = y.masked_fill(~cand, getattr(self.criterion, "ignore_index", -100))
         loss = torch.stack([self.criterion(h, y_loss) for h in heads]).mean()
         if heads.shape[0] > 1 and getattr(self.net, "ds_output", "final") == "mean":
             out = heads.mean(dim=0)
         else:
             out = heads[-1]
         # As at inference: calcium only where the input's >= threshold channel is on.
-        pred = out.detach().argmax(dim=1).masked_fill(~candidates, 0)
+        pred = gate_labels(out.detach().argmax(dim=1), cand)
         getattr(self, f"{stage}_stats").update(pred, y)
         self.log(
             f"{stage}/loss",
@@ -296,7 +306,10 @@ class CACSegModule(L.LightningModule):
         for name, value in values.items():
             # already reduced across ranks by torchmetrics: the sync averages equal values
             self.log(
-                f"{stage}/{name}", value.to(self.device), sync_dist=True, prog_bar=name == "dice"
+                f"{stage}/slice_{name}",
+                value.to(self.device),
+                sync_dist=True,
+                prog_bar=name == "dice",
             )
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

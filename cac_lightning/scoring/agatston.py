@@ -95,8 +95,8 @@ def score_scan(
             ``config.mass_factor`` is None, else :data:`DEFAULT_MASS_FACTOR`.
 
     Returns:
-        :class:`ScanScores` with per-vessel and total scores, the lesion list and the
-        risk classes.
+        :class:`ScanScores` with per-vessel and total scores, the lesion list, the risk
+        classes and the calcium voxels kept (``calcium_index``, ``calcium_vessel``).
 
     Raises:
         InputError: arrays that do not match each other or ``geometry``, a non-integer
@@ -117,6 +117,7 @@ def score_scan(
         les_voxel, n_les, les_agatston, flat, vessel, value, shape, geometry, c
     )
     vessels = _vessel_scores(les_vessel, les_agatston, les_vol, les_mass)
+    kept = les_voxel >= 0
     total = vessels["total"].agatston
     settings = {
         "mode": cfg.mode,
@@ -136,6 +137,8 @@ def score_scan(
         cac_drs=cac_drs(total),
         n_vessels=n_vessels_class({v: vessels[v].agatston for v in VESSELS}),
         settings=settings,
+        calcium_index=flat[kept],
+        calcium_vessel=vessel[kept].astype(np.uint8),
     )
 
 

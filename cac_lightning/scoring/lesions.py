@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cac_lightning.vessels import VESSELS
+import numpy as np
+
+from cac_lightning.vessels import SCORE_KEYS
 
 __all__ = ["DECIMALS", "Lesion", "ScanScores", "VesselScore", "SCORE_KEYS"]
 
 DECIMALS = 4
 """Decimals kept by the ``to_dict`` methods."""
-
-SCORE_KEYS: tuple[str, ...] = (*VESSELS, "total")
 
 
 def _r(value: float) -> float:
@@ -105,6 +105,10 @@ class ScanScores:
         n_vessels: ``"N0"`` .. ``"N4"``, vessels with Agatston > 0.
         settings: mode, threshold_hu, weight_bands_hu, min_area_mm2, mass_factor,
             mass_factor_source, kvp, pixel_spacing_mm, slice_spacing_mm.
+        calcium_index: int64 (n,) ascending flat (z, y, x) indices of the calcium voxels that
+            were scored (above the threshold, in a vessel, not noise): *the* definition of
+            what counts as calcium, reused by the evaluation.
+        calcium_vessel: uint8 (n,) their label values (1 LM .. 4 RCA).
     """
 
     vessels: dict[str, VesselScore]
@@ -113,6 +117,14 @@ class ScanScores:
     cac_drs: str = "A0"
     n_vessels: str = "N0"
     settings: dict = field(default_factory=dict)
+    calcium_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    calcium_vessel: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+
+    def calcium_labels(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The scored calcium as a uint8 (z, y, x) label map of ``shape`` (the scan's)."""
+        out = np.zeros(shape, dtype=np.uint8)
+        out.reshape(-1)[self.calcium_index] = self.calcium_vessel
+        return out
 
     @property
     def total(self) -> VesselScore:

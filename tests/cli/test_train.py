@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,7 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
     assert runs and any(runs[0].rglob("*.wandb"))
     assert list(runs[0].rglob("media/images/val/overlays*.png"))  # overlay images logged
     assert (out / "metrics.json").is_file()
-    assert "test/agatston_mae" in metrics and "test_zero/fp_rate" in metrics
+    assert "test/agatston_mae" in metrics and "test_zero/zero_cac_flagged_rate" in metrics
     ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["hyper_parameters"]["net"]["name"] == "unetplusplus"
 
@@ -118,7 +119,8 @@ def test_ddp_two_cpu_processes(train_cfg, cohort):
 
 
 def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
-    """cac-eval on a freshly trained checkpoint writes the paper's report."""
+    """cac-eval on a freshly trained checkpoint writes the paper's report, and its metrics are
+    those of cac-train's test callback on the same checkpoint and scans (one metric path)."""
     import json
 
     from hydra import compose, initialize_config_dir
@@ -128,9 +130,14 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
     from cac_lightning.cli.evaluate import evaluate
     from cac_lightning.config import CONF_DIR
 
+    from cac_lightning.callbacks import ScanAgatstonEvaluation
+
     cfg = _cfg(train_cfg, cohort, "trainer.max_epochs=1", "test=false")
-    train(cfg)
+    _, objs = train(cfg)
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    trainer = objs["trainer"]
+    trainer.test(objs["model"], datamodule=objs["datamodule"], ckpt_path=str(ckpt), verbose=False)
+    callback = next(c for c in trainer.callbacks if isinstance(c, ScanAgatstonEvaluation))
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
         ecfg = compose(
@@ -152,3 +159,8 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
     assert "### Table 6" in (out / "report.md").read_text()
     assert (out / "bland_altman_test.png").is_file()
     assert "test/icc_agatston_total" in metrics
+    for key in ("agatston_mae", "icc_agatston_total", "kappa", "kappa_linear", "dice"):
+        for split in ("test", "test_zero"):
+            a, b = callback.metrics[f"{split}/{key}"], metrics[f"{split}/{key}"]
+            assert a == b or (math.isnan(a) and math.isnan(b)), (split, key, a, b)
+    assert math.isfinite(metrics["test/agatston_mae"]) and math.isfinite(metrics["test/dice"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cac_lightning.evaluation.tables import ScanRecord
+from cac_lightning.evaluation.records import ScanRecord
 from cac_lightning.vessels import VESSELS
 
 

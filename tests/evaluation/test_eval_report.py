@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from cac_lightning.errors import InputError
+from cac_lightning.evaluation.records import NOT_DETECTED, ScanRecord
 from cac_lightning.evaluation.report import json_safe, markdown_report, write_report
-from cac_lightning.evaluation.tables import NOT_DETECTED, ScanRecord, tables_by_split
+from cac_lightning.evaluation.tables import tables_by_split
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 
 from cac_lightning.errors import InputError
-from cac_lightning.evaluation.tables import (
+from cac_lightning.evaluation.records import (
     NOT_DETECTED,
     ScanRecord,
-    bland_altman_table,
-    build_tables,
-    calcium_labels,
-    flat_metrics,
     lesion_detection,
     scan_record,
+)
+from cac_lightning.evaluation.tables import (
+    bland_altman_table,
+    build_tables,
+    flat_metrics,
     table3,
     table4,
     table5,
@@ -27,6 +28,7 @@ from cac_lightning.evaluation.tables import (
     zero_calcium_summary,
 )
 from cac_lightning.io.volume import Geometry
+from cac_lightning.scoring import ScoringConfig, score_scan
 from cac_lightning.vessels import LABELS, VESSELS
 
 LM, LAD, CX, RCA = (LABELS[v] for v in VESSELS)
@@ -62,7 +64,15 @@ RISK = ("C1", "C2", "C3", "C4", "C5")
 # ------------------------------------------------------------------ label maps -> record
 
 
-def test_calcium_labels_threshold_noise_and_connectivity():
+def calcium_labels(hu, lab, threshold, pixel_area, min_area):
+    """The calcium voxels score_scan keeps (the one definition), as a label map."""
+    side = pixel_area**0.5
+    g = Geometry(shape=hu.shape, pixel_spacing=(side, side), slice_spacing=3.0)
+    cfg = ScoringConfig(threshold_hu=threshold, min_area_mm2=min_area)
+    return score_scan(hu, lab, g, cfg).calcium_labels(hu.shape)
+
+
+def test_calcium_kept_by_score_scan_threshold_noise_and_connectivity():
     hu = np.full((1, 8, 8), 300, dtype=np.int16)
     lab = np.zeros((1, 8, 8), dtype=np.uint8)
     lab[0, 0, 0:4] = LAD  # 4 px x 0.25 mm² = 1.0 mm²: kept
@@ -150,6 +160,7 @@ def test_scan_record_from_label_maps():
     assert rec.not_cac == {"LM": 1, "LAD": 0, "CX": 0, "RCA": 0}
     back = ScanRecord.from_dict(json.loads(json.dumps(rec.to_dict())))
     assert back == rec
+    assert rec.threshold_hu == 130.0 and rec.kvp is None
 
 
 def test_scan_record_config_and_shape_checks():

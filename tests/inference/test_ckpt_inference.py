@@ -14,12 +14,13 @@ from cac_lightning.io.volume import Geometry
 from cac_lightning.models import CACSegModule
 
 
-def _always_lad_checkpoint(path):
-    """A real module whose network predicts LAD everywhere (so calcium = HU >= 130)."""
+def _always_lad_checkpoint(path, data_geometry=None):
+    """A real module whose network predicts LAD everywhere (so calcium = HU >= threshold)."""
     module = CACSegModule(
         net={"name": "unet", "channels": [4, 8]},
         criterion={"name": "focal"},
         input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+        data_geometry=data_geometry,
     )
     with torch.no_grad():
         for p in module.net.parameters():
@@ -112,3 +113,61 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path, capsys):
     assert main([str(series), "--ckpt", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a loadable checkpoint" in err[0]
+
+
+def _odd_series(folder, kvp, size=500):
+    """500 x 500 slices (no multiple of 16) at ``kvp``; a 125 HU lesion only 135 kVp counts."""
+    hu = np.full((3, size, size), 40, np.int16)
+    hu[1, 100:104, 200:204] = 125  # 16 px * 0.25 mm²: calcium at 135 kVp (119 HU), not at 120
+    hu[2, 300:304, 496:500] = 420  # touching the edge
+    g = Geometry(shape=hu.shape, pixel_spacing=(0.5, 0.5), slice_spacing=3.0, slice_thickness=3.0)
+    return write_dicom_series(hu, g, folder, patient_id="SYN0009", kvp=kvp)
+
+
+def test_500px_135kvp_threshold_recorded_and_used(tmp_path):
+    ckpt = _always_lad_checkpoint(tmp_path / "model.ckpt")
+    out = tmp_path / "out"
+    s135 = _odd_series(tmp_path / "kv135", 135.0)
+    s120 = _odd_series(tmp_path / "kv120", 120.0)
+    assert main([str(s135), str(s120), "--ckpt", str(ckpt), "--out", str(out)]) == 0
+    r135 = json.loads((out / "kv135.json").read_text())
+    r120 = json.loads((out / "kv120.json").read_text())
+    assert r135["threshold_hu"] == 119.0 == r135["settings"]["threshold_hu"]
+    assert r120["threshold_hu"] == 130.0 == r120["settings"]["threshold_hu"]
+    # 4 mm² at weight 1 (bands scaled by 119/130) + 4 mm² at weight 4 -> 4 + 16
+    assert r135["scores"]["LAD"]["agatston"] == pytest.approx(20.0)
+    assert r120["scores"]["LAD"]["agatston"] == pytest.approx(16.0)
+    assert r135["shape_zyx"] == [3, 500, 500]
+    assert r135["warnings"] == [
+        "the checkpoint records no training data geometry: domain not checked"
+    ]
+
+
+def test_domain_warnings_in_json_and_strict_domain(tmp_path, capsys):
+    geometry = {
+        "spacing_mm": 0.5,
+        "fov_mm": None,
+        "pixel_spacing_mm": [0.45, 0.55],
+        "slice_thickness_mm": [3.0, 3.0],
+        "fov_range_mm": [10.0, 20.0],
+        "kvp": [120],
+    }
+    ckpt = _always_lad_checkpoint(tmp_path / "model.ckpt", data_geometry=geometry)
+    series = _series(tmp_path / "scanA", 1)  # 32 px * 0.5 mm = 16 mm FOV, 120 kVp: inside
+    wide = _odd_series(tmp_path / "wide", 135.0, size=48)  # 24 mm FOV, 135 kVp: outside
+    out = tmp_path / "out"
+    assert main([str(series), str(wide), "--ckpt", str(ckpt), "--out", str(out)]) == 0
+    assert json.loads((out / "scanA.json").read_text())["warnings"] == []
+    lines = json.loads((out / "wide.json").read_text())["warnings"]
+    assert lines == [
+        "field of view 24 mm is outside the training range 10-20 mm",
+        "kVp 135 is outside the training kVp 120",
+    ]
+    err = capsys.readouterr().err
+    assert f"warning: wide: {lines[0]}" in err and f"warning: wide: {lines[1]}" in err
+    strict = tmp_path / "strict"
+    code = main([str(wide), "--ckpt", str(ckpt), "--out", str(strict), "--strict-domain"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "outside the training domain" in err[0]
+    assert not (strict / "wide.json").exists()

@@ -80,16 +80,16 @@ def test_fast_dev_run_fit_and_validate(net):
     trainer.fit(module, _loader(), _loader(seed=1))
     metrics = trainer.callback_metrics
     for key in ["train/loss", "val/loss", "train/lr"] + [
-        f"{s}/{m}" for s in ("train", "val") for m in ("dice", "iou", "precision", "recall")
+        f"{s}/slice_{m}" for s in ("train", "val") for m in ("dice", "iou", "precision", "recall")
     ]:
         assert key in metrics, key
         assert math.isfinite(float(metrics[key])), key
     for m in ("dice", "iou", "precision", "recall"):
-        assert 0.0 <= float(metrics[f"val/{m}"]) <= 1.0
+        assert 0.0 <= float(metrics[f"val/slice_{m}"]) <= 1.0
     out = trainer.validate(module, _loader(seed=2), verbose=False)[0]
     assert out["val/loss"] > 0
     out = trainer.test(module, _loader(seed=3), verbose=False)[0]
-    assert {"test/loss", "test/dice", "test/iou", "test/precision", "test/recall"} <= set(out)
+    assert {"test/loss", "test/slice_dice", "test/slice_iou", "test/slice_precision"} <= set(out)
 
 
 def test_deep_supervision_loss_is_mean_of_head_losses():
@@ -145,20 +145,20 @@ def test_metrics_on_oracle_predictions():
     trainer = _trainer(fast_dev_run=True)
     out = trainer.validate(module, _once(_oracle_batch()), verbose=False)[0]
     for m in ("dice", "iou", "precision", "recall"):
-        assert out[f"val/{m}"] == pytest.approx(1.0)
+        assert out[f"val/slice_{m}"] == pytest.approx(1.0)
     # always LM: LM tp 2, fp 30; LAD fn 4 -> dice (4/34 + 0)/2, precision (2/32)/2, recall 1/2
     module.net = _Oracle(constant=1)
     out = trainer.validate(module, _once(_oracle_batch()), verbose=False)[0]
-    assert out["val/dice"] == pytest.approx(4 / 34 / 2)
-    assert out["val/iou"] == pytest.approx(2 / 32 / 2)
-    assert out["val/precision"] == pytest.approx(2 / 32 / 2)
-    assert out["val/recall"] == pytest.approx(0.5)
+    assert out["val/slice_dice"] == pytest.approx(4 / 34 / 2)
+    assert out["val/slice_iou"] == pytest.approx(2 / 32 / 2)
+    assert out["val/slice_precision"] == pytest.approx(2 / 32 / 2)
+    assert out["val/slice_recall"] == pytest.approx(0.5)
     # predictions outside the mask channel are background, as at inference:
     # LM tp 2, fp 4 (the LAD pixels) -> dice 4/8; LAD fn 4 -> 0
     batch = _oracle_batch()
     batch["image"][:, 1] = (batch["target"] > 0).float()
     out = trainer.validate(module, _once(batch), verbose=False)[0]
-    assert out["val/dice"] == pytest.approx(0.25)
+    assert out["val/slice_dice"] == pytest.approx(0.25)
 
 
 def test_calcium_metrics_by_hand():
@@ -190,7 +190,9 @@ def test_predict_step_and_logits():
     module.eval()
     with torch.no_grad():
         labels = module.predict_step({"image": x}, 0)
-    torch.testing.assert_close(labels, logits.argmax(1).to(torch.uint8))
+    gate = x[:, 1] > 0.5  # the HU gate: calcium only where the input's mask channel is on
+    torch.testing.assert_close(labels, logits.argmax(1).to(torch.uint8) * gate)
+    assert not labels[~gate].any() and bool(gate.any()) and bool((~gate).any())
 
 
 def test_checkpoint_plain_and_reloads(tmp_path):

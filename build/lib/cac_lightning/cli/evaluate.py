@@ -1,0 +1,110 @@
+"""``cac-eval``: the paper's evaluation report for a checkpoint on a dataset split.
+
+``cac-eval ckpt_path=CKPT [data=...] [splits=[test,test_zero]] [logger=wandb]`` writes
+``report_dir`` (``metrics.json``, ``report.md``, ``records.jsonl``, PNG plots) and, with a
+W&B logger, logs the tables and plots to W&B.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from cac_lightning.config import CONF_DIR
+
+__all__ = ["evaluate", "main"]
+
+log = logging.getLogger("cac_lightning.eval")
+
+
+def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
+    """Predict every scan of ``cfg.splits`` with ``cfg.ckpt_path``; write the report."""
+    from hydra.utils import instantiate
+
+    from cac_lightning.evaluation.report import write_report
+    from cac_lightning.evaluation.tables import flat_metrics, scan_record, tables_by_split
+    from cac_lightning.inference.checkpoint import load_model
+    from cac_lightning.scoring import ScoringConfig
+
+    model = load_model(cfg.ckpt_path, cfg.device)
+    scoring = ScoringConfig(**model.scoring)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("test")
+    records = []
+    for split in cfg.splits:
+        for scan in dm.scans(split):
+            pred = model.predict(scan.hu, cfg.batch_size)
+            records.append(
+                scan_record(
+                    scan.scan_id,
+                    split,
+                    scan.hu,
+                    scan.labels,
+                    pred,
+                    scan.geometry,
+                    scoring,
+                    kvp=scan.kvp,
+                    mass_factor=scan.mass_factor,
+                )
+            )
+        log.info("%s: %d scans", split, sum(r.split == split for r in records))
+    out = write_report(
+        cfg.report_dir,
+        records,
+        title=f"CAC evaluation: {Path(cfg.ckpt_path).name}",
+        settings={
+            "checkpoint": str(cfg.ckpt_path),
+            "scoring": model.scoring,
+            "splits": list(cfg.splits),
+        },
+    )
+    metrics: dict[str, float] = {}
+    for split, tables in tables_by_split(records).items():
+        metrics.update(flat_metrics(tables, prefix=f"{split}/"))
+    _log_wandb(cfg, metrics, out)
+    return metrics, out
+
+
+def _log_wandb(cfg: DictConfig, metrics: dict, out: Path) -> None:
+    loggers = [c for c in (cfg.get("logger") or {}).values() if "Wandb" in c.get("_target_", "")]
+    if not loggers:
+        return
+    import wandb
+
+    c = loggers[0]
+    run = wandb.init(
+        project=c.project,
+        group=c.get("group"),
+        tags=list(c.get("tags") or []),
+        job_type="eval",
+        dir=str(out),
+        mode="offline" if c.offline else None,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    run.log({k: v for k, v in metrics.items() if v == v})
+    run.log({p.stem: wandb.Image(str(p)) for p in sorted(out.glob("*.png"))})
+    run.log({"report": wandb.Html((out / "report.md").read_text())})
+    run.finish()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
+def _hydra_main(cfg: DictConfig) -> None:
+    from cac_lightning.errors import CACError
+
+    try:
+        metrics, out = evaluate(cfg)
+    except CACError as err:
+        print(f"cac-eval: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print((out / "report.md").read_text())
+    print(f"report written to {out}")
+
+
+def main() -> None:
+    """Console entry point (Hydra parses the command line)."""
+    _hydra_main()

@@ -1,0 +1,142 @@
+"""``cac-score``: calcium scores of CT scans from a label map (``--mask``) or a model (``--ckpt``).
+
+Writes ``OUT/<scan_id>.json`` and one row per scan in ``OUT/scores.csv`` (a row for a
+scan already there is replaced). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cac_lightning.cli.common import run_cli
+from cac_lightning.errors import InputError
+from cac_lightning.vessels import VESSELS
+
+__all__ = ["build_parser", "main", "summary_line"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cac-score",
+        description="Agatston, volume and mass scores per coronary artery (LM, LAD, CX, RCA).",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="DICOM series folder, NIfTI/MHA/NRRD volume, or (with --ckpt) a manifest CSV",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--mask",
+        metavar="LABELS",
+        help="label map in the image's geometry: 0 bg, 1 LM, 2 LAD, 3 CX, 4 RCA",
+    )
+    src.add_argument("--ckpt", metavar="CKPT", help="a cac-train checkpoint (model inference)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--series-uid", help="pick one series when a folder holds several")
+    p.add_argument(
+        "--mode",
+        choices=("per-slice", "lesion3d"),
+        default=None,
+        help="Agatston definition: clinical per-slice (default) or the 3D lesion variant",
+    )
+    p.add_argument(
+        "--min-area",
+        type=float,
+        default=None,
+        metavar="MM2",
+        help="drop calcium components smaller than this (default 1 mm²)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="HU",
+        help="calcium threshold (default 130 HU at 120 kVp, kVp-adjusted otherwise)",
+    )
+    p.add_argument(
+        "--mass-factor",
+        type=float,
+        default=None,
+        metavar="C",
+        help="mass calibration factor mg/(HU·cm³) (default: DICOM (0018,9352) or built-in)",
+    )
+    g = p.add_argument_group("model inference (--ckpt)")
+    g.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:N")
+    g.add_argument("--batch-size", type=int, default=16, help="slices per forward pass")
+    g.add_argument(
+        "--overlays", action="store_true", help="PNG per calcified slice and a summary PNG per scan"
+    )
+    g.add_argument("--seg", action="store_true", help="DICOM Segmentation per scan (DICOM inputs)")
+    g.add_argument("--save-labels", action="store_true", help="predicted label map as .nii.gz")
+    return p
+
+
+def _config_factory(args: argparse.Namespace):
+    """Scoring settings: command-line values over the checkpoint's over the defaults."""
+    from cac_lightning.scoring import ScoringConfig
+
+    if args.min_area is not None and args.min_area < 0:
+        raise InputError("--min-area must be >= 0")
+    given = {
+        "mode": args.mode,
+        "threshold_hu": args.threshold,
+        "min_area_mm2": args.min_area,
+        "mass_factor": args.mass_factor,
+    }
+
+    def make(base: dict | None = None):
+        merged = {**(base or {}), **{k: v for k, v in given.items() if v is not None}}
+        return ScoringConfig(**merged)
+
+    return make
+
+
+def summary_line(report: dict) -> str:
+    s = report["scores"]
+    parts = " ".join(f"{v}={s[v]['agatston']:.1f}" for v in VESSELS)
+    return (
+        f"{report['scan_id']}: Agatston {s['total']['agatston']:.1f} ({parts}) "
+        f"{report['risk_category']} {report['cac_drs']}"
+    )
+
+
+def _main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be >= 1")
+    make_config = _config_factory(args)
+    if args.ckpt:
+        from cac_lightning.cli.batch import score_with_checkpoint
+
+        return score_with_checkpoint(args, make_config)
+    if len(args.inputs) != 1:
+        raise InputError("--mask scores exactly one INPUT")
+    if args.overlays or args.seg or args.save_labels:
+        raise InputError("--overlays, --seg and --save-labels need --ckpt")
+    from cac_lightning.io import read_label_map, read_volume
+    from cac_lightning.io.results import scan_report, write_scan_outputs
+
+    vol = read_volume(args.inputs[0], series_uid=args.series_uid)
+    labels = read_label_map(args.mask, vol.geometry)
+    report = scan_report(vol, labels, make_config())
+    write_scan_outputs(out, report)
+    print(summary_line(report))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    code = run_cli(lambda: _main(argv), "cac-score")
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""``cac-train``: the Hydra training app.
+
+``cac-train experiment=demo``; ``cac-train -m model/net=unet,unetplusplus`` runs both;
+``cac-train ckpt_path=.../last.ckpt`` resumes. The run folder holds checkpoints,
+the CSV log, the offline W&B run and ``metrics.json`` (the end-of-run summary).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from cac_lightning.config import CONF_DIR
+
+__all__ = ["main", "train"]
+
+log = logging.getLogger("cac_lightning.train")
+
+
+def _instantiate_dict(cfg: DictConfig | None) -> list:
+    from hydra.utils import instantiate
+
+    if not cfg:
+        return []
+    return [instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def _geometry_recorder():
+    """A callback that stores ``datamodule.geometry_summary()`` as ``data_geometry`` hparam.
+
+    Lightning calls a callback's ``setup`` after ``datamodule.setup(stage)`` and before
+    training, on every rank (after rank 0's ``prepare_data``), so the checkpoint records the
+    grid the network is trained on (interfaces §1) without preparing data outside Lightning.
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    class RecordDataGeometry(Callback):
+        def setup(self, trainer, pl_module, stage: str) -> None:
+            summary = getattr(trainer.datamodule, "geometry_summary", None)
+            if stage == "fit" and summary is not None:
+                pl_module.hparams["data_geometry"] = summary()
+
+    return RecordDataGeometry()
+
+
+def _export_best(trainer, dest: str) -> None:
+    """Copy the best (else the last) checkpoint to ``dest`` and print how to use it."""
+    import shutil
+    from pathlib import Path
+
+    from cac_lightning.io.atomic import atomic_path
+
+    cb = trainer.checkpoint_callback
+    src = (cb.best_model_path or cb.last_model_path) if cb is not None else ""
+    if not src or not Path(src).is_file():
+        log.warning("no checkpoint to copy to %s", dest)
+        return
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    print(f"best checkpoint: {dest}")
+    print(
+        f"score your own DICOM series with it: cac-score DICOM_FOLDER --ckpt {dest} --out OUT_DIR"
+    )
+
+
+def _finish_wandb() -> None:
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:
+        pass
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit (and test) the model described by ``cfg``; returns (metrics, objects)."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from cac_lightning.callbacks import ScanAgatstonEvaluation
+    from cac_lightning.evaluation.summary import summary_table, write_summary
+
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    callbacks = _instantiate_dict(cfg.get("callbacks")) + [_geometry_recorder()]
+    loggers = _instantiate_dict(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    hparams = OmegaConf.to_container(
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+    )
+    for lg in loggers:
+        lg.log_hyperparams(hparams)
+    objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+
+    if cfg.get("train"):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None and ckpt.best_model_score is not None:
+        metrics[f"best/{cfg.monitor}"] = float(ckpt.best_model_score)
+
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("no best checkpoint: testing the current weights")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        evaluator = next((c for c in callbacks if isinstance(c, ScanAgatstonEvaluation)), None)
+        if trainer.is_global_zero:
+            summary = write_summary(cfg.summary_path, metrics, evaluator, best)
+            print(summary_table(summary))
+    if cfg.get("export_ckpt") and cfg.get("train") and trainer.is_global_zero:
+        _export_best(trainer, str(cfg.export_ckpt))
+    return metrics, objects
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from cac_lightning.errors import CACError
+
+    try:
+        metrics, _ = train(cfg)
+    except CACError as err:
+        print(f"cac-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        _finish_wandb()
+    name = cfg.get("optimized_metric")
+    value = metrics.get(f"best/{name}", metrics.get(name)) if name else None
+    return None if value is None or math.isnan(value) else value
+
+
+def main() -> None:
+    """Console entry point (Hydra parses the command line)."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

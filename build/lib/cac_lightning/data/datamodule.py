@@ -1,0 +1,323 @@
+"""The Lightning DataModule: manifest -> scan cache -> balanced slice loaders.
+
+``prepare_data`` (rank 0 only) generates the synthetic cohort when asked and
+the manifest is missing, then preprocesses every scan into the cache.
+``setup`` reads the manifest, checks that splits are patient-level and opens
+the cache entries as memmaps. With ``target_spacing_mm`` / ``fov_mm`` the cache holds every
+scan resampled to that in-plane spacing and cut to that physical field of view
+(:mod:`cac_lightning.data.resample`), so the network's resolution is set in millimetres, not by
+the sources' matrix; :meth:`CACDataModule.geometry_summary` records it for the checkpoint.
+Loaders:
+
+- train: :class:`BalancedSliceSampler` (positive:negative = ``pos_fraction``,
+  a new draw each epoch), augmented, optionally cropped;
+- val: a fixed balanced draw (same every epoch), no augmentation, whole slices,
+  so the validation loss is comparable to the training loss (the paper's
+  stopping rule compares the two focal losses, Hong et al. 2022, 2.4);
+- test: every slice of the ``test_splits`` scans, in order.
+
+:meth:`CACDataModule.scans` gives the cached scans of a split for scan-level
+Agatston evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+from torch.utils.data import DataLoader
+
+from cac_lightning.data.cache import CachedScan, cache_scans
+from cac_lightning.data.datasets import SliceDataset
+from cac_lightning.data.manifest import SPLITS, ManifestRow, read_manifest
+from cac_lightning.data.samplers import BalancedSliceSampler
+from cac_lightning.data.transforms import DEFAULT_THRESHOLD_HU, DEFAULT_WINDOW, AugmentConfig
+from cac_lightning.errors import InputError
+
+__all__ = ["CACDataModule", "check_patient_splits"]
+
+log = logging.getLogger(__name__)
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf / nested containers -> plain dicts, lists and scalars."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _positive_or_none(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"data.{name} must be a number of mm or null, got {value!r}") from None
+    if not v > 0 or not np.isfinite(v):
+        raise InputError(f"data.{name} must be > 0 mm or null, got {value}")
+    return v
+
+
+def check_patient_splits(rows: Sequence[ManifestRow]) -> None:
+    """Raise :class:`InputError` if a patient or scan id appears in two splits / twice."""
+    splits: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    for r in rows:
+        if r.scan_id in seen:
+            raise InputError(f"scan id {r.scan_id} appears twice in the manifest")
+        seen.add(r.scan_id)
+        splits.setdefault(r.patient_id, set()).add(r.split)
+    for patient, s in splits.items():
+        if len(s) > 1:
+            raise InputError(
+                f"patient {patient} appears in splits {sorted(s)}: splits must be patient-level"
+            )
+
+
+class CACDataModule(pl.LightningDataModule):
+    """Slices of the scans of a manifest, cached and balanced.
+
+    Args:
+        data_dir: dataset folder (holds ``manifest.csv``; the synthetic cohort is
+            generated here).
+        manifest: manifest CSV; default ``<data_dir>/manifest.csv``.
+        synthetic: keyword arguments of
+            :func:`cac_lightning.sources.synthetic.generate_cohort` (n_scans, seed,
+            size, ...); when given and the manifest is missing the cohort is
+            generated into ``data_dir`` (and reused afterwards).
+        cache_dir: scan cache; default ``<data_dir>/.cache``.
+        batch_size: slices per batch; default 4 (the paper's).
+        num_workers / pin_memory / persistent_workers: DataLoader options.
+        pos_fraction: share of calcium-positive slices per epoch; default 0.5.
+        samples_per_epoch: training slices per epoch (all ranks); default 2 x the
+            number of positive training slices.
+        window: HU window of the image channel; default (-1024, 2048).
+        threshold_hu: mask channel threshold; default 130 HU.
+        augment: :class:`AugmentConfig` options (p, rotate_deg, scale, hu_shift,
+            hu_scale, noise_sd) for training; ``None`` = no augmentation (the
+            paper reports none). Never applied to val / test.
+        seed: seed of the training draws, augmentation and the fixed val draw.
+        crop: square random crop for training (e.g. 256 of 512); ``None`` = whole
+            slices. Val / test always use whole slices.
+        test_splits: splits whose slices form the test loader; default ("test",).
+        target_spacing_mm: in-plane pixel spacing (mm) every scan is resampled to once, when
+            cached (HU linear, labels nearest and gated at the scan's threshold); ``None`` =
+            native spacing (the paper's recipe).
+        fov_mm: side (mm) of the square field of view cut around the body centre of every
+            scan (all splits) after resampling; ``None`` = whole slices.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        manifest: str | None = None,
+        synthetic: dict | None = None,
+        cache_dir: str | None = None,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        pos_fraction: float = 0.5,
+        samples_per_epoch: int | None = None,
+        window: tuple[float, float] = DEFAULT_WINDOW,
+        threshold_hu: float = DEFAULT_THRESHOLD_HU,
+        augment: dict | None = None,
+        seed: int = 0,
+        crop: int | None = None,
+        test_splits: Sequence[str] = ("test",),
+        target_spacing_mm: float | None = None,
+        fov_mm: float | None = None,
+    ) -> None:
+        super().__init__()
+        # Plain values only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            {
+                k: _plain(v)
+                for k, v in dict(
+                    data_dir=str(data_dir),
+                    manifest=manifest,
+                    synthetic=synthetic,
+                    cache_dir=cache_dir,
+                    batch_size=batch_size,
+                    num_workers=num_workers,
+                    pin_memory=pin_memory,
+                    persistent_workers=persistent_workers,
+                    pos_fraction=pos_fraction,
+                    samples_per_epoch=samples_per_epoch,
+                    window=window,
+                    threshold_hu=threshold_hu,
+                    augment=augment,
+                    seed=seed,
+                    crop=crop,
+                    test_splits=test_splits,
+                    target_spacing_mm=target_spacing_mm,
+                    fov_mm=fov_mm,
+                ).items()
+            }
+        )
+        self.data_dir = Path(data_dir)
+        self.manifest_path = Path(manifest) if manifest else self.data_dir / "manifest.csv"
+        self.synthetic = _plain(synthetic) if synthetic is not None else None
+        self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / ".cache"
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.pos_fraction = float(pos_fraction)
+        self.samples_per_epoch = int(samples_per_epoch) if samples_per_epoch else None
+        window = _plain(window)
+        self.window = (float(window[0]), float(window[1]))
+        self.threshold_hu = float(threshold_hu)
+        self.augment = AugmentConfig.from_dict(_plain(augment) if augment is not None else None)
+        self.seed = int(seed)
+        self.crop = int(crop) if crop else None
+        self.test_splits = tuple(str(s) for s in _plain(test_splits))
+        unknown = set(self.test_splits) - set(SPLITS)
+        if unknown:
+            raise InputError(f"unknown test split(s) {sorted(unknown)}; valid: {list(SPLITS)}")
+        self.target_spacing_mm = _positive_or_none("target_spacing_mm", target_spacing_mm)
+        self.fov_mm = _positive_or_none("fov_mm", fov_mm)
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self._scans: dict[str, list[CachedScan]] | None = None
+
+    # -- preparation -------------------------------------------------------------------
+    def _rows(self) -> list[ManifestRow]:
+        if not self.manifest_path.is_file():
+            raise InputError(
+                f"no manifest at {self.manifest_path}: make one with cac-synth or "
+                "cac-import-coca, or set data.synthetic to generate a cohort"
+            )
+        rows = read_manifest(self.manifest_path)
+        if not rows:
+            raise InputError(f"{self.manifest_path}: the manifest lists no scans")
+        check_patient_splits(rows)
+        return rows
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic cohort if asked and missing, then fill the cache."""
+        if self.synthetic is not None and not self.manifest_path.is_file():
+            from cac_lightning.sources.synthetic import generate_cohort
+
+            log.info("generating synthetic cohort %s in %s", self.synthetic, self.data_dir)
+            generate_cohort(self.data_dir, **self.synthetic)
+        cache_scans(self._rows(), self.cache_dir, self.target_spacing_mm, self.fov_mm)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the manifest and open the cache entries (building any missing one)."""
+        if self._scans is not None:
+            return
+        scans = cache_scans(self._rows(), self.cache_dir, self.target_spacing_mm, self.fov_mm)
+        by_split: dict[str, list[CachedScan]] = {s: [] for s in SPLITS}
+        for scan in scans:
+            by_split[scan.split].append(scan)
+        for split, items in by_split.items():
+            sizes = sorted({tuple(s.hu.shape[1:]) for s in items})
+            if len(sizes) > 1 and (self.batch_size > 1 or split == "train"):
+                raise InputError(
+                    f"split {split} mixes slice sizes {sizes}: resample the scans to one "
+                    "in-plane size or use batch_size 1"
+                )
+            if split == "train" and self.crop and sizes and self.crop > min(sizes[0]):
+                raise InputError(f"crop {self.crop} is larger than the slices {sizes[0]}")
+        self._scans = by_split
+
+    def scans(self, split: str) -> list[CachedScan]:
+        """The cached scans of ``split`` (``train``, ``val``, ``test``, ``test_zero``)."""
+        if split not in SPLITS:
+            raise InputError(f"unknown split {split!r}; valid: {list(SPLITS)}")
+        if self._scans is None:
+            self.setup()
+        return list(self._scans[split])
+
+    def geometry_summary(self) -> dict:
+        """What the network is trained on, for ``model.hparams.data_geometry``.
+
+        Keys (interfaces §1): ``spacing_mm`` (the training in-plane spacing; at native spacing
+        the median native spacing of the training scans), ``fov_mm`` (the field of view side or
+        None), ``pixel_spacing_mm`` / ``slice_thickness_mm`` / ``fov_range_mm`` ([min, max] of
+        the native training scans; slice thickness falls back to slice spacing) and ``kvp``
+        (sorted whole kVp values seen; scans without kVp add nothing). Plain floats and lists.
+        """
+        scans = self.scans("train")
+        if not scans:
+            raise InputError(f"no training scans in {self.manifest_path}")
+        native = [s.native_geometry or s.geometry for s in scans]
+        px = [float(np.mean(g.pixel_spacing)) for g in native]
+        thick = [
+            float(g.slice_thickness if g.slice_thickness is not None else g.slice_spacing)
+            for g in native
+        ]
+        fov = [
+            float(max(g.shape[1] * g.pixel_spacing[0], g.shape[2] * g.pixel_spacing[1]))
+            for g in native
+        ]
+
+        def span(v: list[float]) -> list[float]:
+            return [round(min(v), 4), round(max(v), 4)]
+
+        spacing = self.target_spacing_mm
+        return {
+            "spacing_mm": float(spacing) if spacing is not None else float(np.median(px)),
+            "fov_mm": self.fov_mm,
+            "pixel_spacing_mm": span(px),
+            "slice_thickness_mm": span(thick),
+            "fov_range_mm": span(fov),
+            "kvp": sorted({int(round(s.kvp)) for s in scans if s.kvp is not None}),
+        }
+
+    # -- loaders -----------------------------------------------------------------------
+    def _dataset(self, splits: Sequence[str], train: bool = False) -> SliceDataset:
+        scans = [s for split in splits for s in self.scans(split)]
+        if not scans:
+            raise InputError(f"no scans in split(s) {list(splits)} of {self.manifest_path}")
+        return SliceDataset(
+            scans,
+            self.window,
+            self.threshold_hu,
+            augment=self.augment if train else None,
+            crop=self.crop if train else None,
+            seed=self.seed,
+        )
+
+    def _loader(self, dataset: SliceDataset, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self._dataset(["train"], train=True)
+        sampler = BalancedSliceSampler(
+            ds.positive,
+            num_samples=self.samples_per_epoch,
+            pos_fraction=self.pos_fraction,
+            seed=self.seed,
+            with_seeds=True,
+        )
+        return self._loader(ds, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        ds = self._dataset(["val"])
+        sampler = BalancedSliceSampler(
+            ds.positive,
+            pos_fraction=self.pos_fraction,
+            seed=self.seed + 1,
+            reshuffle=False,
+            allow_missing_class=True,
+        )
+        return self._loader(ds, sampler)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset(self.test_splits))

@@ -1,0 +1,252 @@
+"""Training in physical units: in-plane resampling and a fixed physical field of view.
+
+Applied once per scan when the cache entry is built (:mod:`cac_lightning.data.cache`), so a
+network is trained at ``data.target_spacing_mm`` on ``data.fov_mm`` crops whatever matrix the
+source scans have. Slices are never resampled along z (gated CaSc scans are 2.5–3 mm slices and
+the Agatston rule is per slice).
+
+Grid convention (the same as :func:`torch.nn.functional.interpolate` with
+``align_corners=False`` and a fixed scale factor): the resampled grid shares the outer corner
+of pixel (0, 0) with the source grid, so output pixel ``i`` is centred at source index
+``(i + 0.5) * r - 0.5`` with ``r = target / source`` spacing, and the physical extent is kept
+(``floor(n / r)`` pixels of ``target`` mm cover ``n`` pixels of ``source`` mm up to one pixel).
+
+- HU: bilinear with anti-aliasing when pixels grow (``antialias=True``: a triangle filter as wide
+  as the output pixel), rounded to int16.
+- Labels: nearest neighbour (``nearest-exact``), then gated with the scan's own threshold:
+  a resampled pixel keeps its calcium class only where its resampled HU is >= the threshold
+  (:func:`cac_lightning.scoring.config.threshold_for_kvp`), so "calcium only at >= threshold"
+  holds on the training grid exactly as on the native one.
+- Field of view: a square of ``fov_mm`` (``round(fov_mm / spacing)`` pixels) centred on the
+  *body centre*: the centroid of the largest connected region of pixels that are > -300 HU in at
+  least half of the slices (soft tissue, blood, bone; not lung or air). In a gated CaSc scan the
+  field of view is centred on the heart and this region is the mediastinum, chest wall and spine,
+  so its centroid lies within a few cm of the heart. The window is shifted to stay inside the
+  image where it fits and padded with air (-1024 HU, background label) where it does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cac_lightning.io.volume import Geometry
+
+__all__ = [
+    "AIR_HU",
+    "BODY_HU",
+    "Preprocessed",
+    "body_centre",
+    "crop_fov",
+    "fov_pixels",
+    "preprocess_scan",
+    "resample_scan",
+    "resampled_size",
+]
+
+AIR_HU = -1024
+BODY_HU = -300.0  # body / mediastinum mask threshold for the field-of-view centre
+
+
+@dataclass
+class Preprocessed:
+    """A scan on the training grid.
+
+    Attributes:
+        hu: int16 (z, y, x) HU.
+        labels: uint8 (z, y, x) calcium labels (0 where HU < threshold).
+        geometry: the grid of ``hu`` (origin and spacing updated).
+        native_geometry: the source grid.
+        centre_yx: body centre (row, column) on the resampled grid before cropping, or None.
+        lost_label_voxels: calcium voxels of the resampled map outside the field of view.
+    """
+
+    hu: np.ndarray
+    labels: np.ndarray
+    geometry: Geometry
+    native_geometry: Geometry
+    centre_yx: tuple[float, float] | None = None
+    lost_label_voxels: int = 0
+
+
+def resampled_size(n: int, spacing_mm: float, target_mm: float) -> int:
+    """Pixels along an axis of ``n`` pixels of ``spacing_mm`` after resampling to ``target_mm``."""
+    return max(1, int(math.floor(n * spacing_mm / target_mm + 1e-6)))
+
+
+def fov_pixels(fov_mm: float, spacing_mm: float) -> int:
+    """Side in pixels of a ``fov_mm`` square at ``spacing_mm``."""
+    return max(1, int(round(fov_mm / spacing_mm)))
+
+
+def resample_scan(
+    hu: np.ndarray,
+    labels: np.ndarray | None,
+    geometry: Geometry,
+    target_mm: float,
+    threshold_hu: float,
+) -> tuple[np.ndarray, np.ndarray | None, Geometry]:
+    """Resample every slice to square ``target_mm`` pixels (the grid convention above).
+
+    Args:
+        hu: (z, y, x) HU.
+        labels: (z, y, x) integer classes, or None.
+        geometry: the grid of ``hu``.
+        target_mm: in-plane pixel spacing to resample to (mm, > 0).
+        threshold_hu: the scan's calcium threshold; labels are kept only where the resampled
+            HU is >= it.
+
+    Returns:
+        ``(hu int16, labels uint8 or None, geometry)`` on the new grid.
+    """
+    if not target_mm > 0:
+        raise ValueError(f"target spacing must be > 0 mm, got {target_mm}")
+    sy, sx = (float(v) for v in geometry.pixel_spacing)
+    n_y, n_x = hu.shape[1:]
+    size = (resampled_size(n_y, sy, target_mm), resampled_size(n_x, sx, target_mm))
+    # The scale factor is target / source, so exact spacings are kept (the sizes round down).
+    r_y, r_x = target_mm / sy, target_mm / sx
+    out_hu = _interp_scaled(hu, size, (1 / r_y, 1 / r_x), "bilinear")
+    out_hu = np.clip(np.rint(out_hu), -32768, 32767).astype(np.int16)
+    out_labels = None
+    if labels is not None:
+        nearest = _interp_scaled(labels, size, (1 / r_y, 1 / r_x), "nearest-exact")
+        out_labels = np.rint(nearest).astype(np.uint8)
+        out_labels[out_hu < threshold_hu] = 0
+    origin = geometry.index_to_mm(np.array([0.0, 0.5 * r_y - 0.5, 0.5 * r_x - 0.5]))
+    geom = dataclasses.replace(
+        geometry,
+        shape=(int(hu.shape[0]), *size),
+        pixel_spacing=(float(target_mm), float(target_mm)),
+        origin=tuple(float(v) for v in origin),
+    )
+    return out_hu, out_labels, geom
+
+
+def _interp_scaled(
+    arr: np.ndarray, size: tuple[int, int], scale: tuple[float, float], mode: str
+) -> np.ndarray:
+    """``F.interpolate`` by an exact scale factor, cut to ``size``; slices in chunks."""
+    import torch
+    import torch.nn.functional as F
+
+    kw: dict = {"align_corners": False, "antialias": True} if mode == "bilinear" else {}
+    chunks = []
+    for z0 in range(0, arr.shape[0], 16):
+        t = torch.from_numpy(np.ascontiguousarray(arr[z0 : z0 + 16], dtype=np.float32))[:, None]
+        out = F.interpolate(t, scale_factor=scale, mode=mode, recompute_scale_factor=False, **kw)
+        chunks.append(out[:, 0, : size[0], : size[1]].numpy())
+    out = np.concatenate(chunks) if chunks else np.zeros((0, *size), np.float32)
+    if out.shape[1:] != size:  # floor of the interpolation size one below ours: edge-pad
+        pad = [(0, 0), (0, size[0] - out.shape[1]), (0, size[1] - out.shape[2])]
+        out = np.pad(out, pad, mode="edge")
+    return out
+
+
+def body_centre(hu: np.ndarray) -> tuple[float, float] | None:
+    """(row, column) centroid of the body region (see the module docstring), or None if empty."""
+    from scipy import ndimage
+
+    frac = (np.asarray(hu) > BODY_HU).mean(axis=0) if hu.shape[0] else np.zeros(hu.shape[1:])
+    mask = frac >= 0.5
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return None
+    sizes = np.bincount(lab.ravel())[1:]
+    cy, cx = ndimage.center_of_mass(lab == (int(np.argmax(sizes)) + 1))
+    return float(cy), float(cx)
+
+
+def _window(centre: float, side: int, n: int) -> int:
+    """Start index of a ``side`` window centred at ``centre``, kept inside [0, n) if it fits."""
+    start = int(round(centre - (side - 1) / 2))
+    if side <= n:
+        return min(max(start, 0), n - side)
+    return (n - side) // 2  # larger than the image: centre it (padded both sides)
+
+
+def crop_fov(
+    hu: np.ndarray,
+    labels: np.ndarray | None,
+    geometry: Geometry,
+    fov_mm: float,
+    centre_yx: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, Geometry, int]:
+    """Cut a ``fov_mm`` square (``fov_pixels`` per side) around ``centre_yx``.
+
+    Args:
+        hu / labels / geometry: the scan (square pixels expected; the side uses the row
+            spacing).
+        fov_mm: side of the field of view (mm, > 0).
+        centre_yx: (row, column) centre; default :func:`body_centre`, or the image centre when
+            no body is found.
+
+    Returns:
+        ``(hu, labels, geometry, lost)``; ``lost`` counts label voxels > 0 left outside.
+    """
+    if not fov_mm > 0:
+        raise ValueError(f"fov_mm must be > 0, got {fov_mm}")
+    nz, n_y, n_x = hu.shape
+    side = fov_pixels(fov_mm, float(geometry.pixel_spacing[0]))
+    if centre_yx is None:
+        centre_yx = body_centre(hu) or ((n_y - 1) / 2, (n_x - 1) / 2)
+    y0, x0 = _window(centre_yx[0], side, n_y), _window(centre_yx[1], side, n_x)
+    out_hu = np.full((nz, side, side), AIR_HU, dtype=np.int16)
+    sy0, sy1 = max(y0, 0), min(y0 + side, n_y)
+    sx0, sx1 = max(x0, 0), min(x0 + side, n_x)
+    dst = (slice(None), slice(sy0 - y0, sy1 - y0), slice(sx0 - x0, sx1 - x0))
+    src = (slice(None), slice(sy0, sy1), slice(sx0, sx1))
+    out_hu[dst] = hu[src]
+    out_labels, lost = None, 0
+    if labels is not None:
+        out_labels = np.zeros((nz, side, side), dtype=np.uint8)
+        out_labels[dst] = labels[src]
+        lost = int(np.count_nonzero(labels)) - int(np.count_nonzero(out_labels))
+    origin = geometry.index_to_mm(np.array([0.0, float(y0), float(x0)]))
+    geom = dataclasses.replace(
+        geometry, shape=(nz, side, side), origin=tuple(float(v) for v in origin)
+    )
+    return out_hu, out_labels, geom, lost
+
+
+def preprocess_scan(
+    hu: np.ndarray,
+    labels: np.ndarray | None,
+    geometry: Geometry,
+    threshold_hu: float,
+    target_spacing_mm: float | None = None,
+    fov_mm: float | None = None,
+) -> Preprocessed:
+    """Resample to ``target_spacing_mm`` (None: native) then crop ``fov_mm`` (None: whole).
+
+    Args:
+        hu: (z, y, x) HU.
+        labels: (z, y, x) classes or None.
+        geometry: the grid of ``hu``.
+        threshold_hu: the scan's calcium threshold (the label gate after resampling).
+        target_spacing_mm: in-plane spacing of the training grid; None keeps the native one.
+        fov_mm: side of the square field of view; None keeps the whole slice.
+
+    Returns:
+        The :class:`Preprocessed` scan.
+    """
+    native = geometry
+    if target_spacing_mm is not None:
+        hu, labels, geometry = resample_scan(
+            hu, labels, geometry, float(target_spacing_mm), threshold_hu
+        )
+    centre, lost = None, 0
+    if fov_mm is not None:
+        centre = body_centre(hu)
+        hu, labels, geometry, lost = crop_fov(hu, labels, geometry, float(fov_mm), centre)
+    return Preprocessed(
+        hu=np.ascontiguousarray(hu, dtype=np.int16),
+        labels=None if labels is None else np.ascontiguousarray(labels, dtype=np.uint8),
+        geometry=geometry,
+        native_geometry=native,
+        centre_yx=centre,
+        lost_label_voxels=lost,
+    )

@@ -1,0 +1,151 @@
+"""Evaluation figures: Bland-Altman (Hong et al. 2022, Fig. 5), risk confusion, scatter.
+
+matplotlib is imported lazily and used through ``Figure`` with the Agg canvas,
+never ``pyplot``, so no global backend state is touched. Every PNG is written
+atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cac_lightning.io.atomic import atomic_path
+
+__all__ = ["bland_altman_png", "risk_confusion_png", "scatter_png"]
+
+TITLES = {
+    "agatston": "Agatston score",
+    "volume_mm3": "Volume score (mm³)",
+    "mass_mg": "Mass score (mg CaHA)",
+}
+Pairs = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+
+
+def new_figure(width: float, height: float, layout: str | None = "constrained"):
+    """A matplotlib Figure (inches, 100 dpi) on the Agg canvas; pyplot is never used."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig, path: str | Path, tight: bool = True) -> Path:
+    """Write ``fig`` to ``path`` as PNG, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight" if tight else None)
+    return path
+
+
+def bland_altman_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
+    """One Bland-Altman panel per score: mean of the pair vs predicted - reference.
+
+    Each panel shows the bias and the limits of agreement (bias ± 1.96 SD).
+
+    Args:
+        path: output PNG.
+        pairs: ``{metric: (ref (n,), pred (n,))}``, e.g. agatston, volume_mm3, mass_mg.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    from cac_lightning.evaluation.stats import bland_altman
+
+    fig = new_figure(4.2 * max(len(pairs), 1), 3.8)
+    axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
+    for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
+        r, p = np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)
+        ax.scatter((r + p) / 2, p - r, s=12, alpha=0.7, color="tab:blue")
+        ba = bland_altman(r, p)
+        for y, style in ((ba.mean_diff, "-"), (ba.loa_low, "--"), (ba.loa_high, "--")):
+            if np.isfinite(y):
+                ax.axhline(y, color="tab:red", linestyle=style, linewidth=1)
+        ax.axhline(0.0, color="grey", linewidth=0.6)
+        ax.set_title(TITLES.get(metric, metric), fontsize=10)
+        ax.set_xlabel("mean of reference and predicted")
+        ax.set_ylabel("predicted - reference")
+        if np.isfinite(ba.mean_diff):
+            sd = f"{ba.sd_diff:.2f}" if np.isfinite(ba.sd_diff) else "n/a"
+            ax.text(
+                0.02,
+                0.97,
+                f"bias {ba.mean_diff:.2f}, SD {sd}, n={ba.n}",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8,
+            )
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)
+
+
+def risk_confusion_png(
+    path: str | Path, matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str = ""
+) -> Path:
+    """Heat map of a confusion matrix with the counts written in the cells.
+
+    Args:
+        path: output PNG.
+        matrix: (k, k) counts, rows predicted, columns reference (the paper's Table 7).
+        labels: the k category names.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    m = np.asarray(matrix, dtype=float)
+    fig = new_figure(4.6, 4.0)
+    ax = fig.subplots()
+    im = ax.imshow(m, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("reference")
+    ax.set_ylabel("predicted")
+    top = m.max() if m.size else 0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(
+                j,
+                i,
+                f"{int(m[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if top and m[i, j] > top / 2 else "black",
+            )
+    if title:
+        ax.set_title(title)
+    return save_png(fig, path)
+
+
+def scatter_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
+    """Predicted vs reference scatter per score, with the identity line.
+
+    Args:
+        path: output PNG.
+        pairs: ``{metric: (ref (n,), pred (n,))}``.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    fig = new_figure(4.0 * max(len(pairs), 1), 3.8)
+    axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
+    for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
+        r, p = np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)
+        ax.scatter(r, p, s=12, alpha=0.7, color="tab:blue")
+        hi = float(max(r.max(initial=0.0), p.max(initial=0.0), 1.0))
+        ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
+        ax.set_title(TITLES.get(metric, metric), fontsize=10)
+        ax.set_xlabel("reference")
+        ax.set_ylabel("predicted")
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)

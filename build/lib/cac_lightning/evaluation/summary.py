@@ -1,0 +1,50 @@
+"""The end-of-run summary that ``cac-train`` prints and writes to ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cac_lightning.evaluation.report import json_safe
+from cac_lightning.io.atomic import atomic_write_text
+from cac_lightning.vessels import VESSELS
+
+__all__ = ["summary_table", "write_summary"]
+
+HEADLINE = (
+    ("test/icc_agatston_total", "Agatston ICC, total"),
+    *((f"test/icc_agatston_{v}", f"Agatston ICC, {v}") for v in VESSELS),
+    ("test/kappa_linear", "Risk kappa (linear)"),
+    ("test/kappa", "Risk kappa (unweighted)"),
+    ("test/agatston_mae", "Agatston MAE, total"),
+    *((f"test/agatston_mae_{v}", f"Agatston MAE, {v}") for v in VESSELS),
+    ("test/dice", "Dice (calcium voxels)"),
+    ("test_zero/fp_rate", "Zero-calcium FP rate"),
+)
+
+
+def write_summary(
+    path: str | Path, metrics: dict[str, float], evaluator=None, best_ckpt: str = ""
+) -> dict:
+    """Write metrics (and per-scan results of ``evaluator``) to ``path`` as JSON."""
+    summary = {
+        "headline": {k: metrics.get(k) for k, _ in HEADLINE},
+        "metrics": dict(sorted(metrics.items())),
+        "best_checkpoint": best_ckpt or None,
+        "scans": getattr(evaluator, "results", {}) if evaluator is not None else {},
+    }
+    summary = json_safe(summary)
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+    summary["path"] = str(path)
+    return summary
+
+
+def summary_table(summary: dict) -> str:
+    """A plain-text table of the headline figures."""
+    lines = ["", f"{'metric':<28} {'value':>10}", "-" * 39]
+    for key, label in HEADLINE:
+        v = summary["headline"].get(key)
+        lines.append(f"{label:<28} {'n/a' if v is None else f'{v:10.3f}':>10}")
+    if summary.get("path"):
+        lines.append(f"written to {summary['path']}")
+    return "\n".join(lines)

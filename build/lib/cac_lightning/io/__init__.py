@@ -1,0 +1,50 @@
+"""Reading and writing CT volumes: DICOM series, NIfTI/MHA/NRRD volumes and label maps.
+
+Names are imported on first use, so ``cac_lightning.io.atomic`` and
+``cac_lightning.io.volume`` stay light (no pydicom or SimpleITK import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "Geometry",
+    "SeriesInfo",
+    "Volume",
+    "list_series",
+    "read_label_map",
+    "read_volume",
+    "write_dicom_series",
+    "write_label_map",
+]
+
+_WHERE = {
+    "Geometry": "volume",
+    "Volume": "volume",
+    "SeriesInfo": "dicom",
+    "list_series": "dicom",
+    "read_label_map": "images",
+    "read_volume": "images",
+    "write_label_map": "images",
+    "write_dicom_series": "dicom_write",
+}
+
+if TYPE_CHECKING:
+    from cac_lightning.io.dicom import SeriesInfo, list_series
+    from cac_lightning.io.dicom_write import write_dicom_series
+    from cac_lightning.io.images import read_label_map, read_volume, write_label_map
+    from cac_lightning.io.volume import Geometry, Volume
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

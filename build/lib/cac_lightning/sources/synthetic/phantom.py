@@ -1,0 +1,252 @@
+"""One synthetic ECG-gated non-contrast cardiac CT scan with its coronary calcium label map.
+
+:func:`make_scan` is a pure function of ``(seed, index, size, options)``: scan ``index`` of a
+cohort never depends on how many scans the cohort has or on how many processes make it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from cac_lightning.errors import InputError
+from cac_lightning.io.volume import Geometry
+from cac_lightning.sources.synthetic.anatomy import (
+    SLICE_MM,
+    coronary_tree,
+    render_anatomy,
+    sample_anatomy,
+)
+from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
+from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sample_plaques
+from cac_lightning.vessels import LABELS
+
+__all__ = ["CALCIUM_HU", "SynthOptions", "SynthScan", "is_zero_scan", "make_scan", "patient_id"]
+
+CALCIUM_HU = 130.0  # Agatston threshold at 120 kVp (Agatston et al. 1990; Hong et al. 2022)
+HU_MIN, HU_MAX = -1024, 3071  # 12-bit CT range with RescaleIntercept -1024
+PSF_SIGMA_XY = 0.35  # in-plane scanner blur (mm, Gaussian sigma; ~0.8 mm FWHM, I30f kernel)
+PSF_SIGMA_Z = 0.5  # z blur before slice integration (mm; 0.6 mm collimation)
+NOISE_CORR_MM = 0.5  # in-plane noise correlation (Gaussian sigma, mm)
+TISSUE_REF_HU = 35.0  # vessel wall / myocardium CT number the plaque floors refer to
+SUPPORT_HU = 20.0  # a voxel belongs to a plaque where its blurred density adds >= this
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Cohort options (all scans share them).
+
+    Attributes:
+        zero_fraction: share of calcium-free scans (deterministic, see :func:`is_zero_scan`).
+        stent_fraction: probability of a coronary stent (unlabelled) in a scan.
+        aortic_fraction: probability of aortic wall calcification.
+        valve_fraction: probability of aortic valve or mitral annulus calcification.
+        noise_sd: (low, high) blood-pool noise SD (HU); COCA sample: see docs/synthetic.md.
+        fov_mm: (low, high) in-plane field of view (mm); COCA: 164-243 mm.
+        n_slices: (low, high) number of 3 mm slices; COCA: 46-57.
+    """
+
+    zero_fraction: float = 0.2
+    stent_fraction: float = 0.1
+    aortic_fraction: float = 0.45
+    valve_fraction: float = 0.3
+    noise_sd: tuple[float, float] = (12.0, 22.0)
+    fov_mm: tuple[float, float] = (165.0, 230.0)
+    n_slices: tuple[int, int] = (40, 60)
+
+    def __post_init__(self) -> None:
+        for name in ("zero_fraction", "stent_fraction", "aortic_fraction", "valve_fraction"):
+            v = getattr(self, name)
+            if not 0.0 <= float(v) <= 1.0:
+                raise InputError(f"{name} must be in [0, 1], got {v}")
+        for name, lo_min in (("noise_sd", 0.0), ("fov_mm", 60.0), ("n_slices", 8)):
+            v = tuple(getattr(self, name))
+            if len(v) != 2 or v[0] > v[1] or v[0] < lo_min:
+                raise InputError(f"{name} must be (low, high), {lo_min} <= low <= high; got {v}")
+            object.__setattr__(self, name, v)
+
+    @classmethod
+    def from_dict(cls, options: dict) -> SynthOptions:
+        """Build from keyword options; an unknown name is an :class:`InputError`."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InputError(f"unknown synthetic option(s) {unknown}; known: {sorted(known)}")
+        return cls(**options)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SynthScan:
+    """A generated scan.
+
+    Attributes:
+        hu: int16 (z, y, x) CT numbers, slices ascending in z.
+        labels: uint8 (z, y, x) calcium label map (0 bg, 1 LM, 2 LAD, 3 CX, 4 RCA).
+        geometry: voxel grid in patient coordinates (LPS, identity direction).
+        patient_id: synthetic pseudonym, e.g. "SYN0007".
+        meta: what the scan contains (plaque count, stent vessel, hard negatives, ...).
+        parts: with ``make_scan(..., keep_parts=True)``, float32 (z, y, x) components in HU:
+            ``tissue`` (blurred anatomy), ``negatives`` (aortic/valve calcium, stent),
+            ``calcium`` (coronary plaques).
+    """
+
+    hu: np.ndarray
+    labels: np.ndarray
+    geometry: Geometry
+    patient_id: str
+    meta: dict = field(default_factory=dict)
+    parts: dict[str, np.ndarray] | None = None
+
+
+def patient_id(index: int) -> str:
+    """Synthetic pseudonym of scan ``index``: "SYN0000", "SYN0001", ..."""
+    return f"SYN{index:04d}"
+
+
+def is_zero_scan(index: int, zero_fraction: float) -> bool:
+    """True when scan ``index`` is calcium-free.
+
+    Deterministic and evenly spread: scan i is zero when floor((i + 1) f) > floor(i f), so any
+    prefix of a cohort holds the requested share (f = 0.2: scans 4, 9, 14, ...).
+    """
+    f = float(zero_fraction)
+    return int(np.floor((index + 1) * f + 1e-9)) > int(np.floor(index * f + 1e-9))
+
+
+def _psf_var(grid: Grid) -> np.ndarray:
+    """PSF variances (x, y, z) in mm^2: scanner blur plus the pixel and slice boxes."""
+    xy = PSF_SIGMA_XY**2 + grid.px**2 / 12.0
+    return np.array([xy, xy, PSF_SIGMA_Z**2 + grid.slice_mm**2 / 12.0])
+
+
+def _render_beads(objs: list[Beads], grid: Grid, psf: np.ndarray) -> np.ndarray:
+    """Sum of the blurred beads of ``objs`` (float32 on the grid)."""
+    out = np.zeros(grid.shape, dtype=np.float32)
+    for ob in objs:
+        for c, cov, a in zip(ob.centres, ob.covs, ob.amps, strict=True):
+            add_gaussian(out, grid, c, cov, float(a), psf)
+    return out
+
+
+def _render_plaques(objs: list[Beads], grid: Grid, psf: np.ndarray, tissue: np.ndarray):
+    """Blurred plaque density and the vessel label owning each voxel.
+
+    A plaque whose brightest voxel stays below ``TISSUE_REF_HU + min_peak`` HU (tissue
+    included, before noise) is scaled up to reach it, whatever the pixel and slice sampling.
+    """
+    calc = np.zeros(grid.shape, dtype=np.float32)
+    best = np.zeros(grid.shape, dtype=np.float32)
+    owner = np.zeros(grid.shape, dtype=np.uint8)
+    for ob in objs:
+        reach = 3.5 * np.sqrt(np.max(np.linalg.eigvalsh(ob.covs), axis=1) + psf.max())
+        box = grid.box((ob.centres - reach[:, None]).min(0), (ob.centres + reach[:, None]).max(0))
+        if box is None:
+            continue
+        local = np.zeros(tuple(s.stop - s.start for s in box), dtype=np.float32)
+        origin = (box[0].start, box[1].start, box[2].start)
+        for c, cov, a in zip(ob.centres, ob.covs, ob.amps, strict=True):
+            add_gaussian(local, grid, c, cov, float(a), psf, origin=origin)
+        k = int(np.argmax(local))
+        peak = float(local.flat[k])
+        base = float(tissue[box].flat[k])
+        need = TISSUE_REF_HU + ob.min_peak - base
+        if 0 < peak < need:
+            local *= np.float32(need / peak)
+        calc[box] += local
+        win = local > best[box]
+        best[box][win] = local[win]
+        owner[box][win] = LABELS[ob.vessel]
+    return calc, best, owner
+
+
+def make_scan(
+    seed: int,
+    index: int,
+    size: int = 512,
+    options: SynthOptions | None = None,
+    *,
+    keep_parts: bool = False,
+) -> SynthScan:
+    """Generate scan ``index`` of the cohort with ``seed``.
+
+    Args:
+        seed: cohort seed.
+        index: scan number (0-based); the scan is seeded from ``(seed, index)``.
+        size: in-plane matrix (pixels); the FOV does not change, spacing = FOV / size.
+        options: cohort options (defaults when None).
+        keep_parts: also return the HU components (``SynthScan.parts``), for tests and figures.
+
+    Returns:
+        The scan: int16 HU, uint8 labels (calcium voxels only: plaque voxels >= 130 HU after
+        blur and noise), geometry and metadata.
+    """
+    if size < 16:
+        raise InputError(f"size must be >= 16 pixels, got {size}")
+    opt = options or SynthOptions()
+    params_ss, noise_ss = np.random.SeedSequence([int(seed), int(index)]).spawn(2)
+    rng = np.random.default_rng(params_ss)
+    anat = sample_anatomy(rng, opt.fov_mm, opt.n_slices)
+    px = round(anat.fov_mm / size, 6)
+    grid = Grid(size, anat.n_slices, px * size, SLICE_MM, anat.z0_mm)
+    tree = coronary_tree(anat)
+    negatives, stented = sample_negatives(
+        rng,
+        anat,
+        tree,
+        float(grid.z[-1]),
+        opt.aortic_fraction,
+        opt.valve_fraction,
+        opt.stent_fraction,
+    )
+    zero = is_zero_scan(index, opt.zero_fraction)
+    burden = float(rng.uniform()) ** 0.75
+    plaques = [] if zero else sample_plaques(rng, tree, burden, avoid=stented)
+    noise_sd = float(rng.uniform(*opt.noise_sd))
+    table = (rng.uniform(-40, 40), rng.uniform(-200, -120), rng.uniform(-320, -60))
+
+    psf = _psf_var(grid)
+    tissue = render_anatomy(anat, grid, tree)
+    sig_xy = np.sqrt(PSF_SIGMA_XY**2 + grid.px**2 / 12.0) / grid.px
+    tissue = ndi.gaussian_filter(tissue, (0, sig_xy, sig_xy), mode="nearest", truncate=3.0)
+    neg = _render_beads(negatives, grid, psf)
+    calc, best, owner = _render_plaques(plaques, grid, psf, tissue)
+
+    nrng = np.random.default_rng(noise_ss)
+    noise = nrng.standard_normal(grid.shape, dtype=np.float32)
+    sig_n = NOISE_CORR_MM / grid.px
+    if sig_n > 0.3:
+        noise = ndi.gaussian_filter(noise, (0, sig_n, sig_n), mode="wrap", truncate=3.0)
+    noise *= np.float32(noise_sd / max(float(noise.std()), 1e-6))
+
+    img = tissue + neg + calc + noise
+    hu = np.clip(np.rint(img), HU_MIN, HU_MAX).astype(np.int16)
+    support = (best >= SUPPORT_HU) & (calc >= neg) & (tissue < CALCIUM_HU) & (hu >= CALCIUM_HU)
+    labels = np.where(support, owner, 0).astype(np.uint8)
+
+    origin_local = np.array([grid.x[0], grid.y[0], grid.z[0]], dtype=np.float64)
+    origin = tuple(round(float(o + t), 3) for o, t in zip(origin_local, table, strict=True))
+    geometry = Geometry(
+        shape=grid.shape,
+        pixel_spacing=(px, px),
+        slice_spacing=SLICE_MM,
+        origin=origin,
+        slice_thickness=SLICE_MM,
+    )
+    meta = {
+        "zero": zero,
+        "burden": 0.0 if zero else burden,
+        "n_plaques": len(plaques),
+        "plaque_vessels": sorted({p.vessel for p in plaques}),
+        "negatives": sorted({o.kind for o in negatives}),
+        "stent_vessel": next((o.vessel for o in negatives if o.kind == "stent"), ""),
+        "noise_sd": noise_sd,
+        "fov_mm": grid.fov_mm,
+        "heart_centre_mm": [float(v) for v in anat.heart_centre + np.array(table)],
+    }
+    parts = {"tissue": tissue, "negatives": neg, "calcium": calc} if keep_parts else None
+    return SynthScan(hu, labels, geometry, patient_id(index), meta, parts)

@@ -1,0 +1,278 @@
+"""Calcified coronary plaques and the high-density structures that are not coronary calcium.
+
+Every dense object is a chain of Gaussian "beads" (centre, covariance, amplitude), rendered
+through the scanner point-spread function by :func:`~.grid.add_gaussian`, so partial-volume
+blur (in-plane and across the 3 mm slices) is exact. Sizes and densities are calibrated so that
+the per-slice lesion areas and peak HU match the expert ROIs of the COCA sample
+(docs/synthetic.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cac_lightning.sources.synthetic.anatomy import (
+    AORTA_DIR,
+    AORTIC_ROOT,
+    MITRAL_CENTRE,
+    Anatomy,
+    Vessel,
+)
+
+__all__ = [
+    "VESSEL_WEIGHTS",
+    "Beads",
+    "sample_negatives",
+    "sample_plaques",
+]
+
+# Least rendered peak (HU above tissue) of a plaque, and of the first plaque of a positive scan
+# (which must score: tissue ~35 HU + 250 stays >= 130 HU over >= 1 mm^2 despite the noise).
+MIN_PEAK_HU = 130.0
+FIRST_PEAK_HU = 250.0
+# Share of lesions per vessel. Hong et al. 2022, Table 5 (training set lesions): LM 6 %, LAD 39 %,
+# CX 21 %, RCA 35 %; LM is raised to 10 % so a small cohort still holds LM lesions.
+VESSEL_WEIGHTS = {"LM": 0.1, "LAD": 0.4, "CX": 0.2, "RCA": 0.3}
+
+
+@dataclass(frozen=True)
+class Beads:
+    """One dense object as Gaussian beads.
+
+    Attributes:
+        kind: "plaque", "aortic_wall", "aortic_valve", "mitral_annulus" or "stent".
+        vessel: coronary name for plaques and stents, else "".
+        centres: (K, 3) bead centres (x, y, z) mm.
+        covs: (K, 3, 3) bead covariances (mm^2).
+        amps: (K,) unblurred peak densities (HU above the tissue).
+        min_peak: the rendered object is scaled up to reach at least this (HU above tissue).
+    """
+
+    kind: str
+    vessel: str
+    centres: np.ndarray
+    covs: np.ndarray
+    amps: np.ndarray
+    min_peak: float = 0.0
+
+
+def _perp_basis(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors orthogonal to the unit vector ``t`` and to each other."""
+    a = np.array([1.0, 0.0, 0.0]) if abs(t[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(t, a)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(t, e1)
+
+
+def _tube_cov(t: np.ndarray, sigma_along: float, sigma_across: float) -> np.ndarray:
+    tt = np.outer(t, t)
+    return sigma_along**2 * tt + sigma_across**2 * (np.eye(3) - tt)
+
+
+def _chain(
+    vessel: Vessel,
+    s0: float,
+    length: float,
+    sigma_across: float,
+    amplitude: float,
+    offset: float,
+    angle: float,
+    rng: np.random.Generator,
+    step: float = 0.6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Beads along a vessel from arc length ``s0`` over ``length`` mm (a plaque or a strut)."""
+    m = max(int(round(length / step)), 1)
+    if m == 1:
+        ss = np.array([s0 + length / 2])
+        sig_t = max(length / 2.5, sigma_across)
+        per = np.array([amplitude])
+    else:
+        ss = s0 + (np.arange(m) + 0.5) * length / m
+        sig_t = length / m
+        # Line density of overlapping beads reaches ``amplitude`` in the middle.
+        base = amplitude * (length / m) / (np.sqrt(2 * np.pi) * sig_t)
+        bell = 0.55 + 0.45 * np.sin(np.pi * (np.arange(m) + 0.5) / m)
+        per = base * bell * rng.uniform(0.8, 1.2, size=m)
+    centres, covs = [], []
+    for s in ss:
+        p, t, r = vessel.at(s)
+        e1, e2 = _perp_basis(t)
+        centres.append(p + offset * r * (np.cos(angle) * e1 + np.sin(angle) * e2))
+        covs.append(_tube_cov(t, sig_t, sigma_across))
+    return np.asarray(centres), np.asarray(covs), np.asarray(per, dtype=np.float64)
+
+
+def _place(frac: float, length: float, total: float, avoid: tuple[float, float] | None) -> float:
+    """Start (arc mm) of a plaque at ``frac`` of the free length, skipping ``avoid`` +- 4 mm."""
+    if avoid is None:
+        return frac * (total - length)
+    lo, hi = max(avoid[0] - 4.0 - length, 0.0), min(avoid[1] + 4.0, total - length)
+    before, after = lo, max(total - length - hi, 0.0)
+    u = frac * (before + after)
+    return u if u < before else hi + (u - before)
+
+
+def _free_vessel(
+    name: str, length: float, tree: dict[str, Vessel], avoid: dict[str, tuple[float, float]]
+) -> str:
+    """``name`` when a plaque fits beside its stent, else the next vessel without one."""
+    lo, hi = avoid[name]
+    room = max(lo - 4.0, 0.0) + max(tree[name].length - hi - 4.0, 0.0)
+    if room >= length + 1.0:
+        return name
+    return next(v for v in ("LAD", "RCA", "CX", "LM") if v not in avoid)
+
+
+def sample_plaques(
+    rng: np.random.Generator,
+    tree: dict[str, Vessel],
+    burden: float,
+    avoid: dict[str, tuple[float, float]] | None = None,
+) -> list[Beads]:
+    """Draw the calcified plaques of one calcium-positive scan.
+
+    Args:
+        rng: the scan's generator.
+        tree: coronary centre-lines.
+        burden: 0..1 disease burden; more, longer and denser plaques as it grows.
+        avoid: per vessel an arc-length interval (mm) kept free (a stented segment).
+
+    Returns:
+        One :class:`Beads` per plaque (at least one).
+    """
+    avoid = avoid or {}
+    n = 1 + int(rng.poisson(1.5 + 40.0 * burden**3))
+    names = list(VESSEL_WEIGHTS)
+    weights = np.array([VESSEL_WEIGHTS[k] for k in names])
+    out = []
+    for i in range(n):
+        name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+        length = float(np.clip(rng.lognormal(np.log(1.8 + 4.5 * burden**2), 0.55), 1.2, 22.0))
+        # Proximal segments calcify more often.
+        frac = float(rng.beta(1.3, 2.4))
+        sigma = float(rng.uniform(0.3, 0.6) + 0.5 * burden**2 * rng.uniform())
+        amp = float(rng.lognormal(np.log(200.0 + 520.0 * burden**2), 0.5))
+        offset = float(rng.uniform(0.1, 0.6))
+        angle = float(rng.uniform(0, 2 * np.pi))
+        floor = MIN_PEAK_HU
+        if i == 0:  # the first plaque always scores (>= 1 mm^2 at >= 130 HU)
+            length, sigma, floor = max(length, 2.5), max(sigma, 0.5), FIRST_PEAK_HU
+        if name in avoid:
+            name = _free_vessel(name, length, tree, avoid)
+        ves = tree[name]
+        length = min(length, 0.8 * ves.length)
+        s0 = _place(frac, length, ves.length, avoid.get(name))
+        c, cov, a = _chain(ves, s0, length, sigma, amp, offset, angle, rng)
+        out.append(Beads("plaque", name, c, cov, a, min_peak=floor))
+    return out
+
+
+def _ring_beads(
+    centre: np.ndarray,
+    normal: np.ndarray,
+    radius: float,
+    a0: float,
+    a1: float,
+    sigma: float,
+    amplitude: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Beads on the arc a0..a1 (radians) of a circle (annulus calcification)."""
+    e1, e2 = _perp_basis(normal / np.linalg.norm(normal))
+    m = max(int(abs(a1 - a0) * radius / 0.8), 1)
+    ang = np.linspace(a0, a1, m)
+    pts = centre + radius * (np.cos(ang)[:, None] * e1 + np.sin(ang)[:, None] * e2)
+    tang = -np.sin(ang)[:, None] * e1 + np.cos(ang)[:, None] * e2
+    covs = np.stack([_tube_cov(t, 0.8, sigma) for t in tang])
+    amps = amplitude * 0.8 / (np.sqrt(2 * np.pi) * 0.8) * rng.uniform(0.6, 1.3, size=m)
+    return pts, covs, amps
+
+
+def sample_negatives(
+    rng: np.random.Generator,
+    anat: Anatomy,
+    tree: dict[str, Vessel],
+    top_z: float,
+    aortic: float,
+    valve: float,
+    stent: float,
+) -> tuple[list[Beads], dict[str, tuple[float, float]]]:
+    """Draw the dense non-coronary structures of one scan (never labelled).
+
+    Aortic wall calcification (ascending and descending aorta), aortic valve and mitral annulus
+    calcification, and a metal coronary stent.
+
+    Args:
+        rng: the scan's generator.
+        anat: the scan's anatomy.
+        tree: coronary centre-lines.
+        top_z: local z (mm) of the top slice.
+        aortic / valve / stent: probabilities of each finding in this scan.
+
+    Returns:
+        ``(objects, stented)``: the beads, and the stented arc interval per vessel.
+    """
+    out: list[Beads] = []
+    stented: dict[str, tuple[float, float]] = {}
+    sh = anat.shape
+    draw_aortic, draw_valve, draw_stent = rng.uniform(size=3)
+    if draw_aortic < aortic:
+        root = anat.to_scan(AORTIC_ROOT)
+        up = anat.dir_to_scan(AORTA_DIR)
+        dao = np.array([sh["dao_c"][0], sh["dao_c"][1], 0.0])
+        for _ in range(int(rng.integers(1, 6))):
+            if rng.uniform() < 0.5:
+                h = float(rng.uniform(6.0, max(top_z - root[2], 8.0)))
+                axis_pt, r, d = root + h * up, sh["aao_r"], up
+            else:
+                z = float(rng.uniform(-60.0, top_z))
+                axis_pt, r, d = dao + np.array([0.0, 0.0, z]), sh["dao_r"], np.array([0, 0, 1.0])
+            e1, e2 = _perp_basis(d)
+            ang = float(rng.uniform(0, 2 * np.pi))
+            radial = np.cos(ang) * e1 + np.sin(ang) * e2
+            c = axis_pt + (r - 0.6) * radial
+            tangent = np.cross(d, radial)
+            span = float(rng.uniform(1.5, 6.0))
+            cov = _tube_cov(tangent, span, float(rng.uniform(0.4, 0.8)))
+            amp = float(rng.lognormal(np.log(900.0), 0.5))
+            out.append(Beads("aortic_wall", "", c[None], cov[None], np.array([amp])))
+    if draw_valve < valve:
+        if rng.uniform() < 0.6:
+            root = anat.to_scan(AORTIC_ROOT)
+            normal = anat.dir_to_scan(AORTA_DIR)
+            radius = 0.75 * sh["aao_r"]
+            kind = "aortic_valve"
+        else:
+            root = anat.to_scan(MITRAL_CENTRE)
+            normal = anat.heart_axes[0]
+            radius = 14.0 * anat.heart_scale
+            kind = "mitral_annulus"
+        for _ in range(int(rng.integers(1, 4))):
+            a0 = float(rng.uniform(0, 2 * np.pi))
+            a1 = a0 + float(rng.uniform(0.3, 1.4))
+            amp = float(rng.lognormal(np.log(900.0), 0.5))
+            c, cov, a = _ring_beads(root, normal, radius, a0, a1, 0.6, amp, rng)
+            out.append(Beads(kind, "", c, cov, a))
+    if draw_stent < stent:
+        name = ["LAD", "RCA", "CX"][int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
+        ves = tree[name]
+        length = float(rng.uniform(10.0, 24.0))
+        s0 = float(rng.uniform(3.0, max(ves.length * 0.5, 4.0)))
+        length = min(length, ves.length - s0 - 1.0)
+        centres, covs, amps = [], [], []
+        for s in np.arange(s0, s0 + length, 0.5):
+            p, t, r = ves.at(s)
+            e1, e2 = _perp_basis(t)
+            for k in range(8):
+                ang = 2 * np.pi * k / 8 + 0.4 * s
+                centres.append(p + (r + 0.1) * (np.cos(ang) * e1 + np.sin(ang) * e2))
+                covs.append(np.eye(3) * 0.25**2)
+                amps.append(float(rng.uniform(0.8, 1.2)))
+        scale = float(rng.uniform(6000.0, 9000.0))
+        out.append(
+            Beads("stent", name, np.asarray(centres), np.asarray(covs), scale * np.asarray(amps))
+        )
+        stented[name] = (s0, s0 + length)
+    return out, stented

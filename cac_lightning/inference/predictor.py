@@ -1,0 +1,316 @@
+"""The Predictor: a trained network -> calcium label map on a scan's native grid.
+
+The one place a network meets a scan, used by ``cac-score``, ``cac-eval``, the validation
+callback and the image logger alike, and the only reader of a checkpoint's schema. A
+checkpoint holds everything inference needs in its hyper-parameters: the network name and
+arguments (``net``), the input window (``input``), the class map (``class_names``), the
+scoring settings (``scoring``) and the geometry of the training data (``data_geometry``:
+the pixel spacing the network was trained at and the ranges it saw). It is read with
+``torch.load(weights_only=True)``, so loading a checkpoint never runs code from it.
+
+:meth:`Predictor.predict` for each batch of axial slices:
+
+1. resamples the HU slices (bilinear) to the training pixel spacing (none when the
+   checkpoint records none: a warning is logged once);
+2. pads them with air to the network's multiple (16 or 32 pixels) and builds the 2-channel
+   input (:func:`~cac_lightning.models.inputs.make_input`) with the scan's threshold;
+3. runs the network in bf16 autocast on CUDA, float32 on CPU (the same for validation and
+   ``cac-score``);
+4. crops the padding, maps the logits back to the native grid (bilinear), takes the argmax
+   and keeps calcium only where the native HU reach the scan's threshold
+   (:func:`~cac_lightning.models.inputs.gate_labels`), so calcium boundaries come from the
+   native voxels.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cac_lightning.errors import InputError
+from cac_lightning.models.inputs import AIR_HU, DEFAULT_WINDOW, gate_labels, make_input
+from cac_lightning.scoring.config import ScoringConfig
+from cac_lightning.vessels import CLASS_NAMES
+
+__all__ = ["SPACING_TOLERANCE", "Predictor", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+SPACING_TOLERANCE = 0.02
+"""Relative pixel-spacing difference below which slices are not resampled."""
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` (or None) -> CUDA when available, else CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine")
+    return torch.device(device)
+
+
+def _net_multiple(net: Any) -> int:
+    """Side multiple a network's input needs (2**(depth-1) for ours; 32 otherwise)."""
+    depth = getattr(net, "depth", None)
+    if isinstance(depth, int) and depth > 0:
+        return 2 ** (depth - 1)
+    encoder_depth = getattr(getattr(net, "encoder", None), "_depth", None)
+    if isinstance(encoder_depth, int) and encoder_depth > 0:
+        return 2**encoder_depth
+    return 32
+
+
+def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad (B, H, W) HU with air to a multiple of ``multiple``; returns (padded, (t, b, l, r))."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    pad = (ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
+    if ph or pw:
+        x = F.pad(x, (pad[2], pad[3], pad[0], pad[1]), value=AIR_HU)
+    return x, pad
+
+
+def _load(path: Path) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f" such as {found.group(1)}" if found else ""
+        raise InputError(
+            f"{path}: not a loadable checkpoint: it holds objects{what} that "
+            "weights-only loading refuses (a checkpoint never runs code)"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path}: not a loadable checkpoint ({first[:200]})") from None
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hp, dict) or "net" not in hp or "state_dict" not in ckpt:
+        raise InputError(f"{path}: not a cac-train checkpoint (no network hyper-parameters)")
+    return ckpt
+
+
+class Predictor:
+    """A network ready to label whole scans.
+
+    Args:
+        net: maps a (B, 2, H, W) float input to (B, 5, H, W) logits (an ``nn.Module``).
+        hparams: the module's hyper-parameters (plain dict): ``input`` (``window``),
+            ``scoring`` (:class:`~cac_lightning.scoring.ScoringConfig` fields),
+            ``data_geometry`` (see ``docs``/interfaces: ``spacing_mm``, ``fov_mm``,
+            ``pixel_spacing_mm``, ``slice_thickness_mm``, ``fov_range_mm``, ``kvp``).
+        device: where ``net`` runs.
+        batch_size: slices per forward pass (default 16).
+        name: a label for reports (checkpoint file name or network class).
+    """
+
+    def __init__(
+        self,
+        net: Callable[[torch.Tensor], torch.Tensor],
+        hparams: Mapping[str, Any] | None = None,
+        device: torch.device | str = "cpu",
+        batch_size: int = 16,
+        name: str = "",
+    ) -> None:
+        hp = dict(hparams or {})
+        inp = dict(hp.get("input") or {})
+        self.net = net
+        self.window: tuple[float, float] = tuple(
+            float(w) for w in inp.get("window", DEFAULT_WINDOW)
+        )  # type: ignore[assignment]
+        self.scoring: dict = dict(hp.get("scoring") or {})
+        geometry = hp.get("data_geometry")
+        self.data_geometry: dict | None = dict(geometry) if geometry else None
+        self.device = torch.device(device)
+        self.batch_size = max(1, int(batch_size))
+        self.multiple = _net_multiple(getattr(net, "net", net))
+        self.name = name or type(getattr(net, "net", net)).__name__
+        self._warned_native = False
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device | None = "auto", batch_size: int = 16
+    ) -> Predictor:
+        """Rebuild the network of a checkpoint written by ``cac-train``.
+
+        Args:
+            path: the ``.ckpt`` file.
+            device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+            batch_size: slices per forward pass.
+
+        Raises:
+            InputError: a missing or unreadable file, not a cac-train checkpoint, a class map
+                of another version, or weights that do not fit the network.
+        """
+        from cac_lightning.models import build_net
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"checkpoint {path} does not exist")
+        ckpt = _load(path)
+        hp = ckpt["hyper_parameters"]
+        names = tuple(hp.get("class_names", CLASS_NAMES))
+        if names != CLASS_NAMES:
+            raise InputError(f"{path}: class map {names} differs from this version's {CLASS_NAMES}")
+        net_cfg = dict(hp["net"])
+        net = build_net(net_cfg.pop("name"), **net_cfg)
+        state = {k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as err:
+            raise InputError(
+                f"{path}: weights do not fit the network ({str(err).splitlines()[0]})"
+            ) from None
+        dev = resolve_device(device)
+        net.to(dev).eval()
+        if hp.get("channels_last"):
+            net.to(memory_format=torch.channels_last)
+        return cls(net, hp, dev, batch_size, name=path.name)
+
+    @classmethod
+    def from_module(cls, module: Any, batch_size: int = 16) -> Predictor:
+        """Wrap a LightningModule (its ``forward`` and ``hparams``), e.g. during validation."""
+        hp = dict(getattr(module, "hparams", {}) or {})
+        device = getattr(module, "device", torch.device("cpu"))
+        return cls(module, hp, device, batch_size)
+
+    # -- settings ----------------------------------------------------------------------------
+    @property
+    def autocast(self) -> bool:
+        """bf16 autocast on CUDA; float32 elsewhere."""
+        return self.device.type == "cuda"
+
+    @property
+    def spacing_mm(self) -> float | None:
+        """In-plane spacing the network was trained at (None: unknown, predict natively)."""
+        value = (self.data_geometry or {}).get("spacing_mm")
+        return float(value) if value else None
+
+    def scoring_config(self, overrides: Mapping[str, Any] | None = None) -> ScoringConfig:
+        """The checkpoint's scoring settings with ``overrides`` (None values ignored) on top."""
+        given = {k: v for k, v in dict(overrides or {}).items() if v is not None}
+        return ScoringConfig(**{**self.scoring, **given})
+
+    def threshold_for(self, volume: Any, scoring: ScoringConfig | None = None) -> float:
+        """The scan's calcium threshold (HU): the scoring setting, else from its kVp."""
+        cfg = scoring if scoring is not None else self.scoring_config()
+        return float(cfg.resolve(getattr(volume, "kvp", None))[0])
+
+    def warnings(self, volume: Any) -> list[str]:
+        """One line for each way ``volume`` lies outside the checkpoint's training data."""
+        from cac_lightning.inference.domain import domain_warnings
+
+        return domain_warnings(volume, self.data_geometry)
+
+    # -- prediction --------------------------------------------------------------------------
+    def _target_shape(self, shape: tuple[int, int], spacing: tuple[float, float]):
+        target = self.spacing_mm
+        if target is None:
+            if not self._warned_native:
+                log.warning(
+                    "the checkpoint records no training pixel spacing: predicting at the "
+                    "scan's native spacing"
+                )
+                self._warned_native = True
+            return None
+        if all(abs(s - target) <= SPACING_TOLERANCE * target for s in spacing):
+            return None
+        return tuple(max(1, round(n * s / target)) for n, s in zip(shape, spacing, strict=True))
+
+    def _logits(self, hu: torch.Tensor, threshold_hu: float, size) -> torch.Tensor:
+        """(B, C, H, W) float32 logits on the native grid of a (B, H, W) float HU batch."""
+        native = hu.shape[-2:]
+        if size is not None:
+            hu = F.interpolate(hu[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+        padded, (top, bottom, left, right) = _pad_to(hu, self.multiple)
+        x = make_input(padded, self.window, threshold_hu)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.net(x)
+        logits = logits.float()
+        h, w = padded.shape[-2:]
+        logits = logits[..., top : h - bottom, left : w - right]
+        if size is not None:
+            logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
+        return logits
+
+    @torch.no_grad()
+    def predict(
+        self,
+        volume: Any,
+        *,
+        pixel_spacing: tuple[float, float] | None = None,
+        kvp: float | None = None,
+        threshold_hu: float | None = None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Calcium labels of every axial slice, on the volume's native grid.
+
+        Args:
+            volume: a :class:`~cac_lightning.io.volume.Volume` or cached scan (``hu``,
+                ``geometry``, ``kvp``), or a (Z, H, W) HU array.
+            pixel_spacing: (row, column) mm; default ``volume.geometry.pixel_spacing``
+                (required for a bare array when the checkpoint records a training spacing).
+            kvp: tube voltage; default ``volume.kvp``.
+            threshold_hu: the scan's calcium threshold; default :meth:`threshold_for`.
+            batch_size: slices per forward pass; default the predictor's.
+
+        Returns:
+            (Z, H, W) uint8 labels: 0 background, 1 LM, 2 LAD, 3 CX, 4 RCA; 0 wherever the
+            native HU is below the threshold.
+
+        Raises:
+            InputError: an array that is not 3D, or no pixel spacing when one is needed.
+        """
+        hu = volume.hu if hasattr(volume, "hu") else volume
+        geometry = getattr(volume, "geometry", None)
+        if pixel_spacing is None and geometry is not None:
+            pixel_spacing = tuple(float(s) for s in geometry.pixel_spacing)
+        if kvp is None:
+            kvp = getattr(volume, "kvp", None)
+        if threshold_hu is None:
+            threshold_hu = float(self.scoring_config().resolve(kvp)[0])
+        if np.ndim(hu) != 3:
+            raise InputError(f"expected a (slices, rows, columns) volume, got shape {np.shape(hu)}")
+        size = None
+        if self.spacing_mm is not None and pixel_spacing is None:
+            raise InputError("the checkpoint was trained at a pixel spacing; give the scan's")
+        if pixel_spacing is not None:
+            size = self._target_shape(tuple(np.shape(hu)[1:]), pixel_spacing)
+        net = self.net
+        was_training = bool(getattr(net, "training", False))
+        if hasattr(net, "eval"):
+            net.eval()
+        step = int(batch_size or self.batch_size)
+        out = np.zeros(np.shape(hu), dtype=np.uint8)
+        try:
+            for start in range(0, out.shape[0], step):
+                chunk = np.asarray(hu[start : start + step])
+                x = torch.from_numpy(chunk.astype(np.float32)).to(self.device)
+                pred = self._logits(x, threshold_hu, size).argmax(1).to(torch.uint8)
+                out[start : start + len(chunk)] = gate_labels(
+                    pred.cpu().numpy(), chunk >= threshold_hu
+                )
+        finally:
+            if was_training and hasattr(net, "train"):
+                net.train(True)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """Plain description for reports: network, device, precision, spacing."""
+        return {
+            "checkpoint": self.name,
+            "net": type(getattr(self.net, "net", self.net)).__name__,
+            "device": str(self.device),
+            "precision": "bf16-autocast" if self.autocast else "float32",
+            "spacing_mm": self.spacing_mm,
+        }

@@ -1,0 +1,163 @@
+"""The Predictor: padding, resampling to the training spacing, per-scan threshold, warnings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cac_lightning.errors import InputError
+from cac_lightning.inference import Predictor
+from cac_lightning.io.volume import Geometry, Volume
+from cac_lightning.models import CACSegModule
+from cac_lightning.scoring import ScoringConfig, score_scan
+
+GEOMETRY = {
+    "spacing_mm": 0.8,
+    "fov_mm": None,
+    "pixel_spacing_mm": [0.7, 0.9],
+    "slice_thickness_mm": [2.5, 3.0],
+    "fov_range_mm": [180.0, 260.0],
+    "kvp": [120],
+}
+
+
+class MaskToLAD(torch.nn.Module):
+    """LAD wherever the input's >= threshold channel is on; records the input shapes."""
+
+    def __init__(self, depth: int = 5):
+        super().__init__()
+        self.depth = depth  # the Predictor pads to 2**(depth-1)
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        logits = torch.zeros(x.shape[0], 5, *x.shape[2:], device=x.device)
+        logits[:, 2] = x[:, 1] * 10.0 - 5.0
+        return logits
+
+
+def _always_lad_checkpoint(path, channels=(4, 8), data_geometry=None):
+    module = CACSegModule(
+        net={"name": "unet", "channels": list(channels)},
+        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+        data_geometry=data_geometry,
+    )
+    with torch.no_grad():
+        for p in module.net.parameters():
+            p.zero_()
+        last = [m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0]))
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def _volume(shape, spacing, kvp=120.0, seed=0):
+    rng = np.random.default_rng(seed)
+    hu = rng.normal(40, 10, shape).astype(np.int16)
+    g = Geometry(shape=shape, pixel_spacing=(spacing, spacing), slice_spacing=3.0)
+    return Volume(hu=hu, geometry=g, kvp=kvp, scan_id="syn")
+
+
+def test_pads_500x500_and_crops_back(tmp_path):
+    """A slice size that is no multiple of 16 is padded with air and cropped back."""
+    ckpt = _always_lad_checkpoint(tmp_path / "m.ckpt", channels=(4, 8, 16, 32, 64))
+    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    assert pred.multiple == 16
+    vol = _volume((2, 500, 500), 0.4)
+    vol.hu[1, 100:104, 497:500] = 400  # calcium touching the right edge
+    labels = pred.predict(vol)
+    assert labels.shape == (2, 500, 500) and labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, (vol.hu >= 130).astype(np.uint8) * 2)
+    assert any(w.startswith("the checkpoint records no training") for w in pred.warnings(vol))
+
+
+def test_resamples_to_training_spacing_and_back():
+    """A model trained at 0.8 mm sees a 0.4 mm scan at 0.8 mm; labels come back native."""
+    net = MaskToLAD()
+    pred = Predictor(net, {"data_geometry": GEOMETRY}, batch_size=2)
+    fine = _volume((3, 128, 128), 0.4)
+    fine.hu[1, 40:50, 60:70] = 420  # 4 mm x 4 mm lesion
+    fine.hu[2, 90:92, 20:22] = 300  # 0.8 mm x 0.8 mm speck
+    labels = pred.predict(fine)
+    assert labels.shape == fine.hu.shape
+    assert net.shapes[0][-2:] == (64, 64)  # 128 px * 0.4 mm / 0.8 mm, already a multiple of 16
+    # calcium boundaries come from the native voxels: never outside HU >= 130
+    assert not labels[fine.hu < 130].any()
+    np.testing.assert_array_equal(labels[1, 40:50, 60:70], 2)
+    # the same anatomy on the training grid gives the same score (physical units)
+    coarse = Volume(
+        hu=fine.hu.reshape(3, 64, 2, 64, 2).mean(axis=(2, 4)).round().astype(np.int16),
+        geometry=Geometry(shape=(3, 64, 64), pixel_spacing=(0.8, 0.8), slice_spacing=3.0),
+        kvp=120.0,
+    )
+    s_fine = score_scan(fine.hu, labels, fine.geometry, kvp=120.0).vessels["LAD"].agatston
+    c_labels = pred.predict(coarse)
+    s_coarse = score_scan(coarse.hu, c_labels, coarse.geometry, kvp=120.0).vessels["LAD"].agatston
+    assert net.shapes[-1][-2:] == (64, 64)  # not resampled: already at 0.8 mm
+    assert s_fine == pytest.approx(64.0)  # 16 mm², weight 4
+    assert s_coarse == pytest.approx(s_fine, rel=0.1)
+
+
+def test_without_recorded_spacing_predicts_natively():
+    net = MaskToLAD(depth=3)
+    pred = Predictor(net, {})
+    vol = _volume((1, 30, 30), 0.4)
+    pred.predict(vol)
+    assert net.shapes[0][-2:] == (32, 32)  # only padded to the multiple of 4
+
+
+def test_kvp_threshold_in_mask_and_gate():
+    """At 135 kVp the threshold is 119 HU: a 125 HU lesion is calcium there, not at 120 kVp."""
+    net = MaskToLAD(depth=2)
+    pred = Predictor(net, {"scoring": {"threshold_hu": None}})
+    vol = _volume((1, 16, 16), 0.5, kvp=135.0)
+    vol.hu[0, 4:8, 4:8] = 125
+    assert pred.threshold_for(vol) == pytest.approx(119.0)
+    assert pred.predict(vol)[0, 4:8, 4:8].tolist() == [[2] * 4] * 4
+    vol.kvp = 120.0
+    assert pred.threshold_for(vol) == pytest.approx(130.0)
+    assert not pred.predict(vol).any()
+    # a scoring override wins over the kVp rule
+    assert pred.threshold_for(vol, ScoringConfig(threshold_hu=100.0)) == 100.0
+
+
+def test_domain_warnings_name_what_is_outside():
+    pred = Predictor(MaskToLAD(), {"data_geometry": GEOMETRY})
+    assert pred.warnings(_volume((2, 300, 300), 0.8)) == []  # 240 mm FOV, 0.8 mm, 3 mm, 120
+    odd = _volume((2, 512, 512), 0.4, kvp=100.0)  # 204.8 mm FOV: inside
+    odd.extra["ecg_gated"] = False
+    assert pred.warnings(odd) == [
+        "pixel spacing 0.4 mm is outside the training range 0.7-0.9 mm",
+        "kVp 100 is outside the training kVp 120",
+        "the series carries no ECG trigger tags (not a gated scan?); trained on gated scans",
+    ]
+    odd.kvp = None
+    odd.geometry = Geometry(
+        shape=(2, 512, 512), pixel_spacing=(0.8, 0.8), slice_spacing=5.0, slice_thickness=5.0
+    )
+    assert pred.warnings(odd) == [
+        "slice thickness 5 mm is outside the training range 2.5-3 mm",
+        "field of view 410 mm is outside the training range 180-260 mm",
+        "kVp unknown; the training scans were 120 kVp",
+        "the series carries no ECG trigger tags (not a gated scan?); trained on gated scans",
+    ]
+
+
+def test_from_checkpoint_reads_geometry_and_refuses_bare_arrays(tmp_path):
+    ckpt = _always_lad_checkpoint(tmp_path / "m.ckpt", data_geometry=GEOMETRY)
+    pred = Predictor.from_checkpoint(ckpt, device="cpu")
+    assert pred.spacing_mm == 0.8 and pred.data_geometry["kvp"] == [120]
+    vol = _volume((1, 40, 40), 0.4)
+    assert pred.predict(vol).shape == (1, 40, 40)
+    with pytest.raises(InputError, match="pixel spacing"):
+        pred.predict(vol.hu)
+    assert pred.predict(vol.hu, pixel_spacing=(0.4, 0.4)).shape == (1, 40, 40)
+
+
+def test_from_module_restores_training_mode():
+    module = CACSegModule(net={"name": "unet", "channels": [4, 8]})
+    module.train()
+    pred = Predictor.from_module(module)
+    labels = pred.predict(_volume((2, 20, 20), 0.5))
+    assert labels.shape == (2, 20, 20) and module.training
