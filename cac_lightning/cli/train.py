@@ -91,6 +91,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
+    if cfg.get("require_init_from") and not cfg.get("init_from"):
+        from cac_lightning.errors import InputError
+
+        raise InputError(f"experiment {cfg.task_name} fine-tunes: give init_from=CKPT")
     if cfg.get("init_from"):
         from cac_lightning.errors import InputError
         from cac_lightning.models.pretrained import load_init_weights

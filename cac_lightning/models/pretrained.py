@@ -26,7 +26,9 @@ def _state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"init_from={path}: not a readable weights-only checkpoint ({msg})")
+        raise InputError(
+            f"init_from={path}: not a readable weights-only checkpoint ({msg})"
+        ) from err
     if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
         return ckpt["state_dict"], ckpt
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
@@ -61,7 +63,7 @@ def load_init_weights(model: torch.nn.Module, path: str | Path) -> dict:
     ]
     if missing or unexpected or shapes:
         src = (ckpt.get("hyper_parameters") or {}).get("net")
-        first = (shapes or [f"missing {k}" for k in missing] or [f"extra {k}" for k in unexpected])
+        first = shapes or [f"missing {k}" for k in missing] or [f"extra {k}" for k in unexpected]
         raise InputError(
             f"init_from={path}: the checkpoint's network does not match this model "
             f"({len(missing)} missing, {len(unexpected)} unexpected, {len(shapes)} shape "
