@@ -53,7 +53,7 @@ _U0 = np.array([0.0, -1.0, 0.0]) - np.dot([0.0, -1.0, 0.0], _W0) * _W0
 _U0 /= np.linalg.norm(_U0)
 _V0 = np.cross(_W0, _U0)
 HEART_AXES = np.stack([_W0, _U0, _V0])
-HEART_SEMI = np.array([64.0, 42.0, 56.0])
+HEART_SEMI = np.array([70.0, 42.0, 62.0])
 AORTIC_ROOT = np.array([-5.0, 2.0, 34.0])  # aortic valve centre
 AORTA_DIR = np.array([-0.12, -0.10, 1.0]) / np.linalg.norm([-0.12, -0.10, 1.0])
 PULMONARY_ROOT = np.array([16.0, -26.0, 36.0])
@@ -195,7 +195,7 @@ def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40
     """
     fov = float(rng.uniform(*fov_mm))
     nz = int(rng.integers(n_slices[0], n_slices[1] + 1))
-    b = fov / 185.0 * float(rng.uniform(0.93, 1.07))
+    b = fov / 172.0 * float(rng.uniform(0.93, 1.07))
     s = b * float(rng.uniform(1.08, 1.25))
     centre = np.array([rng.normal(0.03, 0.03) * fov, rng.normal(-0.09, 0.025) * fov, 0.0])
     rot = _rotation(rng.normal(0, 0.08), rng.normal(0, 0.08), rng.normal(0, 0.14))
@@ -215,16 +215,16 @@ def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40
         "fat": rng.uniform(5, 18) * b,
         "muscle": rng.uniform(3, 7) * b,
         "ribzone": 11.0 * b,
-        "spine_c": (b * rng.normal(-3, 3), b * rng.normal(72, 3)),
+        "spine_c": (b * rng.normal(-3, 3), b * rng.normal(58, 3)),
         "spine_r": (b * rng.uniform(17, 21), b * rng.uniform(14, 17)),
-        "dao_c": (b * rng.normal(21, 3), b * rng.normal(55, 3)),
+        "dao_c": (b * rng.normal(21, 3), b * rng.normal(44, 3)),
         "dao_r": b * rng.uniform(10.5, 13.5),
         "aao_r": b * rng.uniform(13, 17),
         "pt_r": b * rng.uniform(12, 15),
         "svc_r": b * rng.uniform(8, 10),
-        "peri_fat": rng.uniform(1.5, 6.0),
-        "dome_r": float(rng.normal(-32, 6)),
-        "dome_l": float(rng.normal(-44, 6)),
+        "peri_fat": rng.uniform(4.0, 13.0),
+        "dome_r": float(rng.normal(-18, 7)),
+        "dome_l": float(rng.normal(-30, 7)),
         "rib_phase": rng.uniform(0, 26.0),
         "rib_period": rng.uniform(23, 28) * b,
         "rib_slope": rng.uniform(22, 32),
@@ -254,7 +254,7 @@ def _egg_q(xy: np.ndarray, c, ax: float, ay: float, ap: float) -> np.ndarray:
 def _fit_heart(centre: np.ndarray, scale: float, rot: np.ndarray, sh: dict):
     """Move the heart back (and shrink it) until it clears the chest wall and the spine.
 
-    The heart plus its coronary grooves keeps 10 mm from the pleural cavity wall (so the LAD
+    The heart plus its coronary grooves keeps 3 mm from the pleural cavity wall (so the LAD
     never runs through a rib or the sternum) and 4 mm from the vertebra. The descending aorta is
     painted after the heart, so it may indent the heart's posterior (left atrial) wall.
 
@@ -271,11 +271,15 @@ def _fit_heart(centre: np.ndarray, scale: float, rot: np.ndarray, sh: dict):
     wall = (sh["body_ax"] - d, sh["body_ay"] - d, sh["body_ay_post"] - d)
     spine = (sh["spine_r"][0] + 4.0, sh["spine_r"][1] + 4.0)
     centre = centre.copy()
-    for _ in range(40):
+    y0 = centre[1]
+    for _ in range(60):
         pts = centre + (unit * (HEART_SEMI * scale)) @ HEART_AXES @ rot.T
         xy = pts[:, :2]
         if np.any(_egg_q(xy, bc, *wall) > 1):
-            centre[1] += 2.0
+            if centre[1] - y0 < 20.0:
+                centre[1] += 2.0
+            else:  # too large for the chest whatever its position: shrink
+                scale *= 0.97
             continue
         if np.any(_egg_q(xy, sh["spine_c"], *spine, spine[1]) < 1):
             scale *= 0.97
@@ -389,6 +393,49 @@ def _lung_texture(grid: Grid, seed: int) -> np.ndarray:
     return out * np.float32(1.0 / 0.55)
 
 
+def _heart_fields(grid: Grid, box, anat: Anatomy) -> tuple[np.ndarray, np.ndarray]:
+    """Heart outline and pericardial fat on the heart ``box``.
+
+    The ellipsoid's surface radius is modulated by a few smooth random lobes (+-7 %), so the
+    outline is not a perfect ellipse; the epicardial/pericardial fat around it is thin laterally
+    (where the heart meets the lung) and thick anteriorly and at the apex, in random lobes, up to
+    ``shape["peri_fat"]`` mm, and is painted only where it does not hit the heart.
+
+    Returns:
+        ``(q, fat)``: the normalised squared radius of the outline (<= 1 inside the heart) and
+        the boolean mask of heart plus its fat.
+    """
+    rng = np.random.default_rng(anat.lung_seed + 2)
+    dirs = rng.normal(size=(6, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    freq = rng.uniform(1.5, 3.5, size=6)
+    phase = rng.uniform(0, 2 * np.pi, size=6)
+    amp = rng.uniform(0.5, 1.0, size=6) / 6.0
+    Z, Y, X = grid.coords(box)
+    hc = anat.heart_centre
+    dx, dy, dz = X - np.float32(hc[0]), Y - np.float32(hc[1]), Z - np.float32(hc[2])
+    ts = []
+    for a, sm in zip(anat.heart_axes.astype(np.float32), anat.heart_semi, strict=True):
+        ts.append((dx * a[0] + dy * a[1] + dz * a[2]) / np.float32(sm))
+    q = ts[0] * ts[0] + ts[1] * ts[1] + ts[2] * ts[2]
+    r = np.sqrt(q) + np.float32(1e-6)
+    lobe = np.zeros_like(q)
+    for k in range(3):
+        proj = (ts[0] * dirs[k, 0] + ts[1] * dirs[k, 1] + ts[2] * dirs[k, 2]) / r
+        lobe += np.float32(amp[k]) * np.cos(np.float32(freq[k]) * proj + np.float32(phase[k]))
+    radius = 1.0 + 0.14 * lobe  # lobe in about [-0.5, 0.5]
+    q_out = q / (radius * radius)
+    fat_lobe = np.zeros_like(q)
+    for k in range(3, 6):
+        proj = (ts[0] * dirs[k, 0] + ts[1] * dirs[k, 1] + ts[2] * dirs[k, 2]) / r
+        fat_lobe += np.float32(amp[k]) * np.cos(np.float32(freq[k]) * proj + np.float32(phase[k]))
+    mean_semi = float(np.mean(anat.heart_semi))
+    ant = np.clip(-dy / (r * mean_semi), 0, 1) + 0.5 * np.clip(-dz / (r * mean_semi), 0, 1)
+    thick = anat.shape["peri_fat"] * np.clip(0.15 + 0.9 * ant + 1.2 * fat_lobe, 0.0, 1.6)
+    fat = np.sqrt(q_out) <= 1.0 + thick / mean_semi
+    return q_out, fat
+
+
 def _trabecular(grid: Grid, mask: np.ndarray, seed: int) -> np.ndarray:
     """Trabecular texture (HU, (nz, k)) for the ``mask`` pixels of cancellous bone.
 
@@ -450,8 +497,8 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
     heart_box = grid.box(hc - 75 * anat.heart_scale, hc + 75 * anat.heart_scale)
     axes, semi = anat.heart_axes, anat.heart_semi
     if heart_box is not None:
-        q = ellipsoid_q(grid, heart_box, hc, axes, semi + sh["peri_fat"])
-        mediastinum[heart_box] |= q <= 1
+        q_heart, peri = _heart_fields(grid, heart_box, anat)
+        mediastinum[heart_box] |= peri
     aao_start = anat.to_scan(AORTIC_ROOT)
     aao_dir = anat.dir_to_scan(AORTA_DIR)
     pt_start = anat.to_scan(PULMONARY_ROOT)
@@ -507,8 +554,7 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
 
     # Heart: myocardium, blood-filled chambers, fat grooves and coronary vessels.
     if heart_box is not None:
-        q = ellipsoid_q(grid, heart_box, hc, axes, semi)
-        _paint(vol, q <= 1, heart_box, v["myocardium"])
+        _paint(vol, q_heart <= 1, heart_box, v["myocardium"])
         # Chambers: centre offset (fraction of the semi-axes along w, u, v) and size.
         for off, scale in (
             ((0.15, 0.05, 0.12), (0.55, 0.5, 0.45)),  # LV
@@ -525,10 +571,11 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
     for r, value in ((sh["dao_r"] + 1.5, v["fat"]), (sh["dao_r"], v["blood"])):
         m, box = _cylinder(grid, dao, dao_dir, r, dao_len)
         _paint(vol, m, box, value)
+    g_r = float(np.random.default_rng(anat.lung_seed + 3).uniform(4.0, 6.5))  # fat groove (mm)
     for ves in tree.values():
-        dist, box = tube_distance(grid, ves.points, reach=6.0 * anat.heart_scale)
+        dist, box = tube_distance(grid, ves.points, reach=(g_r + 1.5) * anat.heart_scale)
         if dist.size:
-            groove = dist <= 4.5 * anat.heart_scale
+            groove = dist <= g_r * anat.heart_scale
             sub = vol[box]
             sub[groove & (sub > v["fat"])] = v["fat"]
             sub[dist <= float(ves.radius.mean())] = v["vessel"]
