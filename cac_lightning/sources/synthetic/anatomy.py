@@ -411,29 +411,34 @@ def _heart_fields(grid: Grid, box, anat: Anatomy) -> tuple[np.ndarray, np.ndarra
     freq = rng.uniform(1.5, 3.5, size=6)
     phase = rng.uniform(0, 2 * np.pi, size=6)
     amp = rng.uniform(0.5, 1.0, size=6) / 6.0
+    hc, axes, semi = anat.heart_centre, anat.heart_axes, anat.heart_semi
+    mean_semi = float(np.mean(semi))
+    # The lobes vary slowly: evaluate them every `step` pixels (>= ~1.5 mm) and repeat.
+    step = max(int(1.5 / grid.px), 1)
     Z, Y, X = grid.coords(box)
-    hc = anat.heart_centre
-    dx, dy, dz = X - np.float32(hc[0]), Y - np.float32(hc[1]), Z - np.float32(hc[2])
-    ts = []
-    for a, sm in zip(anat.heart_axes.astype(np.float32), anat.heart_semi, strict=True):
-        ts.append((dx * a[0] + dy * a[1] + dz * a[2]) / np.float32(sm))
-    q = ts[0] * ts[0] + ts[1] * ts[1] + ts[2] * ts[2]
-    r = np.sqrt(q) + np.float32(1e-6)
-    lobe = np.zeros_like(q)
-    for k in range(3):
-        proj = (ts[0] * dirs[k, 0] + ts[1] * dirs[k, 1] + ts[2] * dirs[k, 2]) / r
-        lobe += np.float32(amp[k]) * np.cos(np.float32(freq[k]) * proj + np.float32(phase[k]))
-    radius = 1.0 + 0.14 * lobe  # lobe in about [-0.5, 0.5]
-    q_out = q / (radius * radius)
-    fat_lobe = np.zeros_like(q)
-    for k in range(3, 6):
-        proj = (ts[0] * dirs[k, 0] + ts[1] * dirs[k, 1] + ts[2] * dirs[k, 2]) / r
-        fat_lobe += np.float32(amp[k]) * np.cos(np.float32(freq[k]) * proj + np.float32(phase[k]))
-    mean_semi = float(np.mean(anat.heart_semi))
+    Yc, Xc = Y[:, ::step], X[:, :, ::step]
+    dx, dy, dz = Xc - np.float32(hc[0]), Yc - np.float32(hc[1]), Z - np.float32(hc[2])
+    ts = [(dx * a[0] + dy * a[1] + dz * a[2]) / np.float32(sm) for a, sm in zip(axes, semi)]
+    r = np.sqrt(ts[0] * ts[0] + ts[1] * ts[1] + ts[2] * ts[2]) + np.float32(1e-6)
+    lobes = []
+    for ks in (range(3), range(3, 6)):
+        lobe = np.zeros_like(r)
+        for k in ks:
+            proj = (ts[0] * dirs[k, 0] + ts[1] * dirs[k, 1] + ts[2] * dirs[k, 2]) / r
+            lobe += np.float32(amp[k]) * np.cos(np.float32(freq[k]) * proj + np.float32(phase[k]))
+        lobes.append(lobe)
+    radius = 1.0 + 0.14 * lobes[0]  # lobes are in about [-0.5, 0.5]
     ant = np.clip(-dy / (r * mean_semi), 0, 1) + 0.5 * np.clip(-dz / (r * mean_semi), 0, 1)
-    thick = anat.shape["peri_fat"] * np.clip(0.15 + 0.9 * ant + 1.2 * fat_lobe, 0.0, 1.6)
-    fat = np.sqrt(q_out) <= 1.0 + thick / mean_semi
-    return q_out, fat
+    thick = anat.shape["peri_fat"] * np.clip(0.15 + 0.9 * ant + 1.2 * lobes[1], 0.0, 1.6)
+    limit = ((1.0 + thick / mean_semi) * radius) ** 2
+
+    def full(a: np.ndarray) -> np.ndarray:
+        shape = (Z.shape[0], Y.shape[1], X.shape[2])
+        return np.repeat(np.repeat(a, step, 1), step, 2)[:, : shape[1], : shape[2]]
+
+    q = ellipsoid_q(grid, box, hc, axes, semi)
+    q_out = q / full(radius * radius)
+    return q_out, q <= full(limit)
 
 
 def _trabecular(grid: Grid, mask: np.ndarray, seed: int) -> np.ndarray:
@@ -534,13 +539,14 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
     # Vessels: larger and denser towards the hila (threshold falls near the mediastinum);
     # parenchyma denser posteriorly (dependent lung).
     hilum = np.exp(-np.abs(x - medial_x) / (45.0 * anat.body_scale))
-    thr = (2.1 - 0.8 * hilum)[None]
-    dep = 70.0 * np.clip((y - bc[1] + 20.0) / (ap + 20.0), 0.0, 1.0) ** 2
-    paren = v["lung"] + dep[None] + 12.0 * tex
-    frac = np.clip((tex - thr) / 0.35, 0.0, 1.0)
-    lung_val = paren + (v["vessel"] - paren) * frac
+    thr = (2.1 - 0.8 * hilum).astype(np.float32)
+    dep = (70.0 * np.clip((y - bc[1] + 20.0) / (ap + 20.0), 0.0, 1.0) ** 2).astype(np.float32)
+    zl, yl, xl = np.nonzero(lungs)  # only lung voxels: a third of the volume or less
+    tl = tex[zl, yl, xl]
+    paren = np.float32(v["lung"]) + dep[yl, 0] + 12.0 * tl
+    frac = np.clip((tl - thr[0, xl]) / np.float32(0.35), 0.0, 1.0)
     vol[inside] = v["fat"]
-    vol[lungs] = lung_val[lungs]
+    vol[zl, yl, xl] = paren + (np.float32(v["vessel"]) - paren) * frac
     abdomen = inside & below
     liver_side = np.broadcast_to((x < medial_x + 15.0)[None], grid.shape)
     vol[abdomen & liver_side] = v["liver"]
