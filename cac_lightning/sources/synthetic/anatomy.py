@@ -41,7 +41,7 @@ HU = {
     "abdomen": 35.0,
     "vessel": 30.0,
     "csf": 15.0,
-    "cancellous": 270.0,
+    "cancellous": 200.0,
     "cortical": 600.0,
     "marrow": 170.0,
     "cartilage": 105.0,
@@ -462,7 +462,7 @@ def _trabecular(grid: Grid, mask: np.ndarray, seed: int) -> np.ndarray:
     f = np.where(f < 0, 1.6 * f, 0.7 * f)
     ii = np.clip(np.rint((py0 - oy) / lat).astype(int), 0, h - 1)
     jj = np.clip(np.rint((px0 - ox) / lat).astype(int), 0, w - 1)
-    return (45.0 * f[:, ii, jj]).astype(np.float32)
+    return (55.0 * f[:, ii, jj]).astype(np.float32)
 
 
 def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.ndarray:
@@ -577,8 +577,18 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
     for r, value in ((sh["dao_r"] + 1.5, v["fat"]), (sh["dao_r"], v["blood"])):
         m, box = _cylinder(grid, dao, dao_dir, r, dao_len)
         _paint(vol, m, box, value)
-    g_r = float(np.random.default_rng(anat.lung_seed + 3).uniform(4.0, 6.5))  # fat groove (mm)
+    g_rng = np.random.default_rng(anat.lung_seed + 3)
+    g_r = float(g_rng.uniform(4.0, 6.5))  # fat groove radius (mm)
+    cleft = float(g_rng.uniform(3.0, 7.0)) * anat.heart_scale  # depth of the groove fat (mm)
     for ves in tree.values():
+        if ves.name != "LM":  # fat cleft from the groove towards the heart centre (AV, IV grooves)
+            inward = hc - ves.points
+            inward /= np.linalg.norm(inward, axis=1, keepdims=True)
+            r_c = 0.55 * g_r * anat.heart_scale
+            d_c, box_c = tube_distance(grid, ves.points[::2] + cleft * inward[::2], reach=r_c)
+            if d_c.size:
+                sub = vol[box_c]
+                sub[(d_c <= r_c) & (sub > v["fat"])] = v["fat"]
         dist, box = tube_distance(grid, ves.points, reach=(g_r + 1.5) * anat.heart_scale)
         if dist.size:
             groove = dist <= g_r * anat.heart_scale
