@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", help="PNG path")
     p.add_argument("--patient", default="1", help="COCA patient folder name")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--index", type=int, default=1, help="synthetic scan")
+    p.add_argument("--index", type=int, default=2, help="synthetic scan")
     p.add_argument("--fov", type=float, default=160.0, help="field of view shown (mm)")
     args = p.parse_args(argv)
     base = args.coca / "Gated_release_final"
