@@ -418,7 +418,10 @@ def _heart_fields(grid: Grid, box, anat: Anatomy) -> tuple[np.ndarray, np.ndarra
     Z, Y, X = grid.coords(box)
     Yc, Xc = Y[:, ::step], X[:, :, ::step]
     dx, dy, dz = Xc - np.float32(hc[0]), Yc - np.float32(hc[1]), Z - np.float32(hc[2])
-    ts = [(dx * a[0] + dy * a[1] + dz * a[2]) / np.float32(sm) for a, sm in zip(axes, semi)]
+    ts = [
+        (dx * a[0] + dy * a[1] + dz * a[2]) / np.float32(sm)
+        for a, sm in zip(axes, semi, strict=True)
+    ]
     r = np.sqrt(ts[0] * ts[0] + ts[1] * ts[1] + ts[2] * ts[2]) + np.float32(1e-6)
     lobes = []
     for ks in (range(3), range(3, 6)):
