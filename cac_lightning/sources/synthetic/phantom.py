@@ -13,14 +13,10 @@ from scipy import ndimage as ndi
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
-from cac_lightning.sources.synthetic.anatomy import (
-    SLICE_MM,
-    coronary_tree,
-    render_anatomy,
-    sample_anatomy,
-)
+from cac_lightning.sources.synthetic.anatomy import SLICE_MM, coronary_tree, sample_anatomy
 from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
 from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sample_plaques
+from cac_lightning.sources.synthetic.render import render_anatomy
 from cac_lightning.vessels import LABELS
 
 __all__ = ["CALCIUM_HU", "SynthOptions", "SynthScan", "is_zero_scan", "make_scan", "patient_id"]
