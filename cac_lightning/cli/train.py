@@ -1,7 +1,8 @@
 """``cac-train``: the Hydra training app.
 
 ``cac-train experiment=demo``; ``cac-train -m model/net=unet,unetplusplus`` runs both;
-``cac-train ckpt_path=.../last.ckpt`` resumes. The run folder holds checkpoints,
+``cac-train ckpt_path=.../last.ckpt`` resumes; ``cac-train init_from=CKPT`` fine-tunes (weights
+only: fresh optimiser, epoch 0, any dataset). The run folder holds checkpoints,
 the CSV log, the offline W&B run and ``metrics.json`` (the end-of-run summary).
 """
 
@@ -101,6 +102,17 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if hasattr(datamodule, "check_source"):
         datamodule.check_source()  # a missing manifest: one line before any trainer is built
     model = instantiate(cfg.model)
+    if cfg.get("require_init_from") and not cfg.get("init_from"):
+        from cac_lightning.errors import InputError
+
+        raise InputError(f"experiment {cfg.task_name} fine-tunes: give init_from=CKPT")
+    if cfg.get("init_from"):
+        from cac_lightning.errors import InputError
+        from cac_lightning.models.pretrained import load_init_weights
+
+        if cfg.get("ckpt_path"):
+            raise InputError("give init_from (fine-tune) or ckpt_path (resume), not both")
+        load_init_weights(model, cfg.init_from)
     callbacks = _instantiate_dict(cfg.get("callbacks")) + [_geometry_recorder()]
     ckpt_path = cfg.get("ckpt_path") if cfg.get("train") else None
     stopped = None

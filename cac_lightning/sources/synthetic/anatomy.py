@@ -1,10 +1,11 @@
-"""Thoracic anatomy of the synthetic gated cardiac CT: parameters, coronary tree, tissue map.
+"""Thoracic anatomy of the synthetic gated cardiac CT: parameters and coronary tree.
 
 Everything is in the scan-local frame of :mod:`.grid` (mm; x patient left, y posterior,
 z superior; in-plane origin at the FOV centre, z origin at the heart centre). The heart and its
 coronary tree are described in a canonical frame (an average adult heart, long axis pointing
 left, anterior and inferior) and placed in each scan by a random scale, rotation and shift.
-Tissue values are non-contrast CT numbers measured on the COCA sample (see docs/synthetic.md).
+Tissue values are non-contrast CT numbers measured on the COCA sample (see docs/synthetic.md);
+the tissue map is painted by :mod:`.render`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from cac_lightning.sources.synthetic.grid import Grid, ellipsoid_q, tube_distance
-
 __all__ = [
     "HU",
     "SLICE_MM",
     "Anatomy",
     "Vessel",
     "coronary_tree",
-    "render_anatomy",
     "sample_anatomy",
 ]
 
@@ -32,15 +30,15 @@ SLICE_MM = 3.0  # slice spacing and thickness of the COCA gated scans (mm)
 HU = {
     "air": -1000.0,
     "lung": -820.0,
-    "fat": -100.0,
+    "fat": -105.0,
     "muscle": 40.0,
-    "myocardium": 38.0,
-    "blood": 34.0,
+    "myocardium": 44.0,
+    "blood": 40.0,
     "liver": 55.0,
     "abdomen": 35.0,
     "vessel": 30.0,
     "csf": 15.0,
-    "cancellous": 220.0,
+    "cancellous": 200.0,
     "cortical": 600.0,
     "marrow": 170.0,
     "cartilage": 105.0,
@@ -52,7 +50,7 @@ _U0 = np.array([0.0, -1.0, 0.0]) - np.dot([0.0, -1.0, 0.0], _W0) * _W0
 _U0 /= np.linalg.norm(_U0)
 _V0 = np.cross(_W0, _U0)
 HEART_AXES = np.stack([_W0, _U0, _V0])
-HEART_SEMI = np.array([60.0, 45.0, 50.0])
+HEART_SEMI = np.array([70.0, 42.0, 62.0])
 AORTIC_ROOT = np.array([-5.0, 2.0, 34.0])  # aortic valve centre
 AORTA_DIR = np.array([-0.12, -0.10, 1.0]) / np.linalg.norm([-0.12, -0.10, 1.0])
 PULMONARY_ROOT = np.array([16.0, -26.0, 36.0])
@@ -194,8 +192,8 @@ def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40
     """
     fov = float(rng.uniform(*fov_mm))
     nz = int(rng.integers(n_slices[0], n_slices[1] + 1))
-    b = fov / 200.0 * float(rng.uniform(0.93, 1.07))
-    s = b * float(rng.uniform(0.98, 1.15))
+    b = fov / 172.0 * float(rng.uniform(0.93, 1.07))
+    s = b * float(rng.uniform(1.08, 1.25))
     centre = np.array([rng.normal(0.03, 0.03) * fov, rng.normal(-0.09, 0.025) * fov, 0.0])
     rot = _rotation(rng.normal(0, 0.08), rng.normal(0, 0.08), rng.normal(0, 0.14))
     # Put the heart centre about mid-volume with some craniocaudal shift.
@@ -214,16 +212,16 @@ def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40
         "fat": rng.uniform(5, 18) * b,
         "muscle": rng.uniform(3, 7) * b,
         "ribzone": 11.0 * b,
-        "spine_c": (b * rng.normal(-3, 3), b * rng.normal(78, 3)),
+        "spine_c": (b * rng.normal(-3, 3), b * rng.normal(58, 3)),
         "spine_r": (b * rng.uniform(17, 21), b * rng.uniform(14, 17)),
-        "dao_c": (b * rng.normal(21, 3), b * rng.normal(60, 3)),
+        "dao_c": (b * rng.normal(21, 3), b * rng.normal(44, 3)),
         "dao_r": b * rng.uniform(10.5, 13.5),
         "aao_r": b * rng.uniform(13, 17),
         "pt_r": b * rng.uniform(12, 15),
         "svc_r": b * rng.uniform(8, 10),
-        "peri_fat": rng.uniform(1.5, 6.0),
-        "dome_r": float(rng.normal(-32, 6)),
-        "dome_l": float(rng.normal(-44, 6)),
+        "peri_fat": rng.uniform(4.0, 13.0),
+        "dome_r": float(rng.normal(-18, 7)),
+        "dome_l": float(rng.normal(-30, 7)),
         "rib_phase": rng.uniform(0, 26.0),
         "rib_period": rng.uniform(23, 28) * b,
         "rib_slope": rng.uniform(22, 32),
@@ -253,7 +251,7 @@ def _egg_q(xy: np.ndarray, c, ax: float, ay: float, ap: float) -> np.ndarray:
 def _fit_heart(centre: np.ndarray, scale: float, rot: np.ndarray, sh: dict):
     """Move the heart back (and shrink it) until it clears the chest wall and the spine.
 
-    The heart plus its coronary grooves keeps 10 mm from the pleural cavity wall (so the LAD
+    The heart plus its coronary grooves keeps 3 mm from the pleural cavity wall (so the LAD
     never runs through a rib or the sternum) and 4 mm from the vertebra. The descending aorta is
     painted after the heart, so it may indent the heart's posterior (left atrial) wall.
 
@@ -266,15 +264,19 @@ def _fit_heart(centre: np.ndarray, scale: float, rot: np.ndarray, sh: dict):
     sphere = np.stack([np.sqrt(1 - vv**2) * np.cos(uu), np.sqrt(1 - vv**2) * np.sin(uu), vv])
     unit = sphere.reshape(3, -1).T  # points on the unit sphere
     bc = sh["body_c"]
-    d = sh["fat"] + sh["muscle"] + sh["ribzone"] + 10.0
+    d = sh["fat"] + sh["muscle"] + sh["ribzone"] + 3.0
     wall = (sh["body_ax"] - d, sh["body_ay"] - d, sh["body_ay_post"] - d)
     spine = (sh["spine_r"][0] + 4.0, sh["spine_r"][1] + 4.0)
     centre = centre.copy()
-    for _ in range(40):
+    y0 = centre[1]
+    for _ in range(60):
         pts = centre + (unit * (HEART_SEMI * scale)) @ HEART_AXES @ rot.T
         xy = pts[:, :2]
         if np.any(_egg_q(xy, bc, *wall) > 1):
-            centre[1] += 2.0
+            if centre[1] - y0 < 20.0:
+                centre[1] += 2.0
+            else:  # too large for the chest whatever its position: shrink
+                scale *= 0.97
             continue
         if np.any(_egg_q(xy, sh["spine_c"], *spine, spine[1]) < 1):
             scale *= 0.97
@@ -322,220 +324,3 @@ def coronary_tree(anat: Anatomy, step: float = 0.5) -> dict[str, Vessel]:
         radius = (r0 + (r1 - r0) * s / arc[-1]) * np.sqrt(anat.heart_scale)
         tree[name] = Vessel(name, points, radius, s)
     return tree
-
-
-def _ellipse2(grid: Grid, c, ax: float, ay: float, ay_post: float | None = None) -> np.ndarray:
-    """Normalised squared radius (n, n) of an axis-aligned ellipse.
-
-    With ``ay_post`` the posterior half (y > centre) has its own semi-axis (an egg-shaped
-    chest: flat back, round front).
-    """
-    x, y = grid.x, grid.y
-    dy = y[:, None] - c[1]
-    if ay_post is not None:
-        ay = np.where(dy > 0, ay_post, ay)
-    return ((x[None, :] - c[0]) / ax) ** 2 + (dy / ay) ** 2
-
-
-def _cylinder(grid: Grid, start, direction, radius: float, length: float):
-    """Mask (box-local) and box of a capped cylinder from ``start`` along ``direction``."""
-    end = start + length * direction
-    lo = np.minimum(start, end) - radius
-    hi = np.maximum(start, end) + radius
-    box = grid.box(lo, hi)
-    if box is None:
-        return None, None
-    Z, Y, X = grid.coords(box)
-    dx, dy, dz = X - start[0], Y - start[1], Z - start[2]
-    t = dx * direction[0] + dy * direction[1] + dz * direction[2]
-    d2 = dx * dx + dy * dy + dz * dz - t * t
-    return (d2 <= radius**2) & (t >= 0) & (t <= length), box
-
-
-def _paint(vol: np.ndarray, mask, box, value: float) -> None:
-    if mask is None:
-        return
-    vol[box][mask] = value
-
-
-def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """(n_out, n_in) linear interpolation weights between cell-centred grids."""
-    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-    i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    w = (pos - i0).astype(np.float32)
-    m = np.zeros((n_out, n_in), dtype=np.float32)
-    m[np.arange(n_out), i0] += 1 - w
-    m[np.arange(n_out), i1] += w
-    return m
-
-
-def _lung_texture(grid: Grid, seed: int) -> np.ndarray:
-    """Smooth random field (nz, n, n) for pulmonary vessels; depends on the FOV, not on n.
-
-    A coarse (5-6 mm) Gaussian field, interpolated linearly to the grid (separable matrices).
-    """
-    rng = np.random.default_rng(seed)
-    nc = max(int(grid.fov_mm / 3.5), 4)
-    ncz = max(int(grid.nz * grid.slice_mm / 6.0), 2)
-    coarse = rng.standard_normal((ncz, nc, nc)).astype(np.float32)
-    mx = _interp_matrix(grid.n, nc)
-    field = np.matmul(np.matmul(mx, coarse), mx.T)  # (ncz, n, n)
-    mz = _interp_matrix(grid.nz, ncz)
-    return np.tensordot(mz, field, axes=(1, 0))
-
-
-def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.ndarray:
-    """Tissue CT numbers (HU) on the grid, before calcium, scanner blur and noise.
-
-    Args:
-        anat: the scan's anatomy.
-        grid: the voxel grid.
-        tree: coronary centre-lines from :func:`coronary_tree`.
-
-    Returns:
-        float32 array (nz, n, n) in HU.
-    """
-    v, sh = anat.values, anat.shape
-    vol = np.full(grid.shape, v["air"], dtype=np.float32)
-    Z = grid.z[:, None, None]
-
-    # Body wall: skin/fat, muscle, rib zone, pleural cavity (elliptic cylinders).
-    bc, ax, ay, ap = sh["body_c"], sh["body_ax"], sh["body_ay"], sh["body_ay_post"]
-    body = _ellipse2(grid, bc, ax, ay, ap) <= 1
-    d1, d2 = sh["fat"], sh["fat"] + sh["muscle"]
-    d3 = d2 + sh["ribzone"]
-    muscle = _ellipse2(grid, bc, ax - d1, ay - d1, ap - d1) <= 1
-    ribring = _ellipse2(grid, bc, ax - d2, ay - d2, ap - d2) <= 1
-    cavity = _ellipse2(grid, bc, ax - d3, ay - d3, ap - d3) <= 1
-    vol[:, body] = v["fat"]
-    vol[:, muscle] = v["muscle"]
-
-    # Mediastinum: everything between the lungs (3D mask).
-    hc = anat.heart_centre
-    spc, spr = sh["spine_c"], sh["spine_r"]
-    x, y = grid.x[None, :], grid.y[:, None]
-    medial_x = 0.5 * (hc[0] + spc[0])
-    half_width = (14.0 + 10.0 * np.clip((y - hc[1]) / 60.0, 0, 1)) * anat.body_scale
-    band = np.abs(x - medial_x) < half_width
-    mediastinum = np.broadcast_to(band, grid.shape).copy()
-    heart_box = grid.box(hc - 75 * anat.heart_scale, hc + 75 * anat.heart_scale)
-    axes, semi = anat.heart_axes, anat.heart_semi
-    if heart_box is not None:
-        q = ellipsoid_q(grid, heart_box, hc, axes, semi + sh["peri_fat"])
-        mediastinum[heart_box] |= q <= 1
-    aao_start = anat.to_scan(AORTIC_ROOT)
-    aao_dir = anat.dir_to_scan(AORTA_DIR)
-    pt_start = anat.to_scan(PULMONARY_ROOT)
-    pt_dir = anat.dir_to_scan(PULMONARY_DIR)
-    svc_start = anat.to_scan(SVC_ROOT)
-    top = float(grid.z[-1]) + 10.0
-    vessels3d = [
-        (aao_start, aao_dir, sh["aao_r"], top - aao_start[2]),
-        (pt_start, pt_dir, sh["pt_r"], top - pt_start[2]),
-        (svc_start, np.array([0.0, 0.0, 1.0]), sh["svc_r"], top - svc_start[2]),
-    ]
-    dao = np.array([sh["dao_c"][0], sh["dao_c"][1], float(grid.z[0]) - 10.0])
-    dao_dir = np.array([0.0, 0.0, 1.0])
-    dao_len = grid.nz * grid.slice_mm + 20.0
-    for start, d, r, length in [*vessels3d, (dao, dao_dir, sh["dao_r"], dao_len)]:
-        if length <= 0:
-            continue
-        m, box = _cylinder(grid, start, d, r + 4.0, length)
-        if m is not None:
-            mediastinum[box] |= m
-    spine2 = _ellipse2(grid, spc, spr[0] + 10.0, spr[1] + 14.0) <= 1
-    mediastinum[:, spine2] = True
-
-    # Diaphragm domes: abdomen below them (liver on the right).
-    rd = 110.0 * anat.body_scale
-    dome_r = sh["dome_r"] - ((x + 45 * anat.body_scale) ** 2 + (y - 10) ** 2) / (2 * rd)
-    dome_l = sh["dome_l"] - ((x - 50 * anat.body_scale) ** 2 + (y - 10) ** 2) / (2 * rd)
-    below = Z < np.maximum(dome_r, dome_l)[None]
-
-    inside = np.broadcast_to(cavity, grid.shape)
-    lungs = inside & ~mediastinum & ~below
-    tex = _lung_texture(grid, anat.lung_seed)
-    lung_val = np.where(tex > 1.7, v["muscle"] - 10.0, v["lung"] + 15.0 * tex)
-    vol[inside] = v["fat"]
-    vol[lungs] = lung_val[lungs]
-    abdomen = inside & below
-    liver_side = np.broadcast_to((x < medial_x + 15.0)[None], grid.shape)
-    vol[abdomen & liver_side] = v["liver"]
-    vol[abdomen & ~liver_side] = v["abdomen"]
-
-    # Great vessels (non-contrast blood); the descending aorta comes after the heart.
-    for start, d, r, length in vessels3d:
-        if length > 0:
-            m, box = _cylinder(grid, start, d, r, length)
-            _paint(vol, m, box, v["blood"])
-
-    # Heart: myocardium, blood-filled chambers, fat grooves and coronary vessels.
-    if heart_box is not None:
-        q = ellipsoid_q(grid, heart_box, hc, axes, semi)
-        _paint(vol, q <= 1, heart_box, v["myocardium"])
-        # Chambers: centre offset (fraction of the semi-axes along w, u, v) and size.
-        for off, scale in (
-            ((0.15, 0.05, 0.12), (0.55, 0.5, 0.45)),  # LV
-            ((0.05, -0.45, -0.1), (0.5, 0.35, 0.45)),  # RV
-            ((-0.6, 0.35, 0.1), (0.35, 0.45, 0.5)),  # LA
-            ((-0.45, -0.1, -0.55), (0.35, 0.4, 0.4)),  # RA
-        ):
-            c = hc + (np.asarray(off) * semi) @ axes
-            qc = ellipsoid_q(grid, heart_box, c, axes, semi * np.asarray(scale))
-            _paint(vol, qc <= 1, heart_box, v["blood"])
-        for start, d, r, length in vessels3d[:1]:
-            m, box = _cylinder(grid, start - 8.0 * d, d, r, length + 8.0)
-            _paint(vol, m, box, v["blood"])
-    for r, value in ((sh["dao_r"] + 1.5, v["fat"]), (sh["dao_r"], v["blood"])):
-        m, box = _cylinder(grid, dao, dao_dir, r, dao_len)
-        _paint(vol, m, box, value)
-    for ves in tree.values():
-        dist, box = tube_distance(grid, ves.points, reach=6.0 * anat.heart_scale)
-        if dist.size:
-            groove = dist <= 4.5 * anat.heart_scale
-            sub = vol[box]
-            sub[groove & (sub > v["fat"])] = v["fat"]
-            sub[dist <= float(ves.radius.mean())] = v["vessel"]
-
-    # Bone: vertebra, ribs (helical bands in the rib zone), sternum; costal cartilage.
-    qv = _ellipse2(grid, spc, spr[0], spr[1])
-    canal_c = (spc[0], spc[1] + spr[1] + 9.0 * anat.body_scale)
-    qc = _ellipse2(grid, canal_c, 8.0 * anat.body_scale, 8.0 * anat.body_scale)
-    qa = _ellipse2(grid, canal_c, 14.0 * anat.body_scale, 13.0 * anat.body_scale)
-    vol[:, qa <= 1] = v["cortical"] - 150.0
-    vol[:, qc <= 1] = v["csf"]
-    vol[:, qv <= 1] = v["cortical"]
-    inner = _ellipse2(grid, spc, spr[0] - 2.0, spr[1] - 2.0) <= 1
-    vol[:, inner] = v["cancellous"]
-
-    zone = ribring & ~cavity
-    yy, xx = np.nonzero(zone)
-    phi = np.arctan2(grid.y[yy] - bc[1], grid.x[xx] - bc[0])  # 0 = patient left, pi/2 = posterior
-    from_post = np.abs(np.angle(np.exp(1j * (phi - np.pi / 2))))
-    dm = d2 + 0.5 * sh["ribzone"]
-    rr = np.sqrt(_ellipse2(grid, bc, ax - dm, ay - dm, ap - dm)[yy, xx])
-    radial = (rr - 1.0) * np.where(grid.y[yy] > bc[1], ap - dm, 0.5 * (ax + ay) - dm)
-    half_h = 4.5 * anat.body_scale
-    w = np.mod(
-        Z.reshape(-1, 1) - sh["rib_slope"] * from_post[None] - sh["rib_phase"], sh["rib_period"]
-    )
-    qr = (radial[None] / 3.5) ** 2 + ((w - half_h) / half_h) ** 2
-    anterior = np.broadcast_to((from_post > np.deg2rad(150))[None], qr.shape)
-    near_spine = (from_post < np.deg2rad(12))[None]
-    ribs = (qr <= 1) & ~near_spine
-    val = np.where(qr > 0.45, v["cortical"] - 50.0, v["marrow"])
-    val = np.where(anterior, v["cartilage"], val)
-    zi = np.nonzero(ribs)
-    vol[zi[0], yy[zi[1]], xx[zi[1]]] = val[zi]
-
-    st_c = (bc[0] + 0.2 * (hc[0] - bc[0]), bc[1] - (ay - dm))
-    qs = _ellipse2(grid, st_c, 15.0 * anat.body_scale, 5.5 * anat.body_scale)
-    qsi = _ellipse2(grid, st_c, 15.0 * anat.body_scale - 1.6, 5.5 * anat.body_scale - 1.6)
-    above = grid.z > sh["xiphoid_z"]
-    if above.any():
-        sl = vol[above]
-        sl[:, qs <= 1] = v["cortical"] - 80.0
-        sl[:, qsi <= 1] = v["marrow"]
-        vol[above] = sl
-    return vol

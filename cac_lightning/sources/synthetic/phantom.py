@@ -14,14 +14,10 @@ from scipy import ndimage as ndi
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
-from cac_lightning.sources.synthetic.anatomy import (
-    SLICE_MM,
-    coronary_tree,
-    render_anatomy,
-    sample_anatomy,
-)
+from cac_lightning.sources.synthetic.anatomy import SLICE_MM, coronary_tree, sample_anatomy
 from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
 from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sample_plaques
+from cac_lightning.sources.synthetic.render import render_anatomy
 from cac_lightning.vessels import LABELS
 
 __all__ = ["CALCIUM_HU", "SynthOptions", "SynthScan", "is_zero_scan", "make_scan", "patient_id"]
@@ -30,7 +26,7 @@ CALCIUM_HU = DEFAULT_THRESHOLD_HU  # the 120 kVp Agatston threshold (scoring.con
 HU_MIN, HU_MAX = -1024, 3071  # 12-bit CT range with RescaleIntercept -1024
 PSF_SIGMA_XY = 0.35  # in-plane scanner blur (mm, Gaussian sigma; ~0.8 mm FWHM, I30f kernel)
 PSF_SIGMA_Z = 0.5  # z blur before slice integration (mm; 0.6 mm collimation)
-NOISE_CORR_MM = 0.5  # in-plane noise correlation (Gaussian sigma, mm)
+NOISE_CORR_MM = 0.53  # in-plane noise correlation (Gaussian sigma, mm)
 TISSUE_REF_HU = 35.0  # vessel wall / myocardium CT number the plaque floors refer to
 SUPPORT_HU = 20.0  # a voxel belongs to a plaque where its blurred density adds >= this
 

@@ -8,7 +8,9 @@ Used to calibrate the phantom on the COCA sample (``cac-synth --stats``). Defini
 - bone slices: share of slices holding a connected region of >= 130 HU outside the calcium
   labels larger than :data:`BONE_MIN_MM2`;
 - noise SD: HU standard deviation in a circle of radius :data:`ROI_RADIUS_MM` at the centroid of
-  the heart's 0-100 HU region (smoothed, central slices), median over the 5 slices around it.
+  the heart's 0-100 HU region (smoothed, central slices), median over the 5 slices around it;
+- per-tissue HU (median and SD of lung, fat, soft tissue, bone) and the noise power spectrum of
+  flat soft-tissue and fat ROIs: :mod:`.realism`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from scipy import ndimage as ndi
 from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
+from cac_lightning.sources.synthetic.realism import (
+    TISSUE_WINDOWS,
+    noise_power_spectrum,
+    nps_bins,
+    nps_mean_freq,
+    tissue_hu,
+)
 from cac_lightning.vessels import LABELS, VESSELS
 
 __all__ = [
@@ -58,7 +67,8 @@ class CohortStats:
         bone_fraction: per scan, the share of slices with bone >= 130 HU.
         bone_area_cm2: per slice, the area >= 130 HU outside the labels (cm^2).
         noise_sd: per scan, the blood-pool noise SD (HU).
-        tissue: per scan, median HU of lung (< -500), fat (-150..-50), soft tissue (-20..100).
+        tissue: per tissue (lung, fat, soft, bone), per scan ``(median, sd)`` HU.
+        nps: per region (soft, fat), per scan the radial NPS on :func:`.realism.nps_bins`.
     """
 
     source: str
@@ -69,9 +79,10 @@ class CohortStats:
     bone_fraction: list[float] = field(default_factory=list)
     bone_area_cm2: list[float] = field(default_factory=list)
     noise_sd: list[float] = field(default_factory=list)
-    tissue: dict[str, list[float]] = field(
-        default_factory=lambda: {"lung": [], "fat": [], "soft": []}
+    tissue: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {k: [] for k in TISSUE_WINDOWS}
     )
+    nps: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"soft": [], "fat": []})
 
     def add(self, s: dict) -> None:
         """Pool one :func:`scan_stats` result."""
@@ -86,6 +97,9 @@ class CohortStats:
             self.noise_sd.append(s["noise_sd"])
         for k in self.tissue:
             self.tissue[k].append(s["tissue"][k])
+        for k in self.nps:
+            if np.isfinite(s["nps"][k]).any():
+                self.nps[k].append(s["nps"][k])
 
 
 def _noise_sd(hu: np.ndarray, geometry: Geometry) -> float:
@@ -138,10 +152,7 @@ def scan_stats(hu: np.ndarray, labels: np.ndarray, geometry: Geometry) -> dict:
             lab, n = ndi.label(b, structure=_EIGHT)
             if n and ndi.sum_labels(b, lab, np.arange(1, n + 1)).max() >= min_px:
                 bone_slices += 1
-    tissue = {}
-    for name, (lo, hi) in {"lung": (-1000, -500), "fat": (-150, -50), "soft": (-20, 100)}.items():
-        sel = hu[(hu > lo) & (hu < hi)]
-        tissue[name] = float(np.median(sel)) if sel.size else float("nan")
+    px = float(geometry.pixel_spacing[0])
     return {
         "lesions": lesions,
         "area_mm2": areas,
@@ -149,7 +160,8 @@ def scan_stats(hu: np.ndarray, labels: np.ndarray, geometry: Geometry) -> dict:
         "bone_fraction": bone_slices / max(hu.shape[0], 1),
         "bone_area_cm2": bone_area,
         "noise_sd": _noise_sd(hu, geometry),
-        "tissue": tissue,
+        "tissue": tissue_hu(hu, px),
+        "nps": {k: noise_power_spectrum(hu, px, k) for k in ("soft", "fat")},
     }
 
 
@@ -207,13 +219,14 @@ def cohort_stats(path: str | Path) -> CohortStats:
     raise InputError(f"{path}: neither a cohort folder (manifest.csv) nor a COCA root")
 
 
-def _dist(values) -> str:
+def _dist(values, digits: int = 1) -> str:
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return "-"
     q1, med, q3 = np.percentile(v, [25, 50, 75])
-    return f"{med:.1f} [{q1:.1f}-{q3:.1f}] ({v.min():.1f}-{v.max():.1f})"
+    d = digits
+    return f"{med:.{d}f} [{q1:.{d}f}-{q3:.{d}f}] ({v.min():.{d}f}-{v.max():.{d}f})"
 
 
 def _rows(s: CohortStats) -> list[tuple[str, str]]:
@@ -232,10 +245,23 @@ def _rows(s: CohortStats) -> list[tuple[str, str]]:
         ("bone >=130 HU slices", _dist(s.bone_fraction)),
         ("non-calcium >=130 HU cm2/slice", _dist(s.bone_area_cm2)),
         ("blood-pool noise SD HU", _dist(s.noise_sd)),
-        ("lung HU", _dist(s.tissue["lung"])),
-        ("fat HU", _dist(s.tissue["fat"])),
-        ("soft tissue HU", _dist(s.tissue["soft"])),
     ]
+    for k, vals in s.tissue.items():
+        med = [m for m, _ in vals]
+        sd = [d for _, d in vals]
+        rows.append((f"{k} HU median", _dist(med)))
+        rows.append((f"{k} HU SD (noise+texture)", _dist(sd)))
+    f = nps_bins()
+    show = [int(np.argmin(np.abs(f - g))) for g in (0.125, 0.325, 0.525, 0.725, 0.925)]
+    for k, curves in s.nps.items():
+        if not curves:
+            rows.append((f"NPS {k}", "-"))
+            continue
+        c = np.nanmedian(np.stack(curves), axis=0)
+        rows.append((f"NPS {k} mean freq c/mm", _dist([nps_mean_freq(n) for n in curves], 3)))
+        rel = c[show] / np.nanmax(c)
+        label = f"NPS {k} rel. at " + "/".join(f"{f[i]:.2f}" for i in show)
+        rows.append((label, " ".join(f"{v:.3f}" for v in rel)))
     return rows
 
 
