@@ -93,25 +93,23 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     from cac_lightning.callbacks import ScanAgatstonEvaluation
     from cac_lightning.cli.common import check_config
+    from cac_lightning.errors import InputError
     from cac_lightning.evaluation.dashboard import flatten_config
     from cac_lightning.evaluation.summary import summary_table, write_summary
 
     hparams = check_config(cfg)
+    if cfg.get("require_init_from") and not cfg.get("init_from"):
+        raise InputError(f"experiment {cfg.task_name} fine-tunes: give init_from=CKPT")
+    if cfg.get("init_from") and cfg.get("ckpt_path"):
+        raise InputError("give init_from (fine-tune) or ckpt_path (resume), not both")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if hasattr(datamodule, "check_source"):
         datamodule.check_source()  # a missing manifest: one line before any trainer is built
     model = instantiate(cfg.model)
-    if cfg.get("require_init_from") and not cfg.get("init_from"):
-        from cac_lightning.errors import InputError
-
-        raise InputError(f"experiment {cfg.task_name} fine-tunes: give init_from=CKPT")
     if cfg.get("init_from"):
-        from cac_lightning.errors import InputError
         from cac_lightning.models.pretrained import load_init_weights
 
-        if cfg.get("ckpt_path"):
-            raise InputError("give init_from (fine-tune) or ckpt_path (resume), not both")
         load_init_weights(model, cfg.init_from)
     callbacks = _instantiate_dict(cfg.get("callbacks")) + [_geometry_recorder()]
     ckpt_path = cfg.get("ckpt_path") if cfg.get("train") else None
