@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         preds = []
         for sid, grid, _ in [s for s in series if s[0].startswith(row.scan_id + "_")]:
-            rep = json.loads((out / f"{sid}.json").read_text())
+            (path,) = out.glob(f"{sid}-*.json")  # cac-score appends a key hash to the id
+            rep = json.loads(path.read_text())
             a = [float(rep["scores"][k]["agatston"]) for k in KEYS]
             preds.append(a)
             warn = "; ".join(rep.get("warnings", [])) or "-"
