@@ -25,20 +25,26 @@ AUGMENT = {"p": 0.8, "rotate_deg": 10.0, "scale": 0.1, "hu_shift": 20.0, "hu_sca
            "noise_sd": 10.0}  # fmt: skip
 
 
+def random_scan(k: int, size: int, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scan ``k``: noise, an unlabelled bone block and a labelled 400 HU lesion every 3rd slice."""
+    rng = np.random.default_rng(k)
+    hu = rng.normal(40, 20, size=(n_slices, size, size)).astype(np.int16)
+    s = size // 16
+    hu[:, 12 * s : 14 * s, 7 * s : 9 * s] = 900
+    labels = np.zeros(hu.shape, dtype=np.uint8)
+    for z in range(0, n_slices, 3):
+        r, c = rng.integers(3 * s, 10 * s, size=2)
+        hu[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 400
+        labels[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 1 + z % 4
+    return hu, labels
+
+
 def write_cohort(root: Path, n_scans: int, size: int, n_slices: int) -> None:
     """Random scans with unlabelled bone and labelled calcium; ``root/manifest.csv``."""
     rows = []
     splits = ["val"] + ["train"] * (n_scans - 1)
     for k in range(n_scans):
-        rng = np.random.default_rng(k)
-        hu = rng.normal(40, 20, size=(n_slices, size, size)).astype(np.int16)
-        s = size // 16
-        hu[:, 12 * s : 14 * s, 7 * s : 9 * s] = 900
-        labels = np.zeros(hu.shape, dtype=np.uint8)
-        for z in range(0, n_slices, 3):
-            r, c = rng.integers(3 * s, 10 * s, size=2)
-            hu[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 400
-            labels[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 1 + z % 4
+        hu, labels = random_scan(k, size, n_slices)
         import SimpleITK as sitk
 
         for name, arr in ((f"s{k}.nii.gz", hu), (f"s{k}_label.nii.gz", labels)):
@@ -65,15 +71,7 @@ def write_cached_cohort(root: Path, n_scans: int, size: int, n_slices: int) -> N
     rows = []
     splits = ["val"] + ["train"] * (n_scans - 1)
     for k in range(n_scans):
-        rng = np.random.default_rng(k)
-        hu = rng.normal(40, 20, size=(n_slices, size, size)).astype(np.int16)
-        s = size // 16
-        hu[:, 12 * s : 14 * s, 7 * s : 9 * s] = 900
-        labels = np.zeros(hu.shape, dtype=np.uint8)
-        for z in range(0, n_slices, 3):
-            r, c = rng.integers(3 * s, 10 * s, size=2)
-            hu[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 400
-            labels[z, r : r + s // 2 + 1, c : c + s // 2 + 1] = 1 + z % 4
+        hu, labels = random_scan(k, size, n_slices)
         image, label = root / f"s{k}.placeholder", root / f"s{k}_label.placeholder"
         image.write_text("see .cache")
         label.write_text("see .cache")

@@ -70,3 +70,63 @@ def train_cfg(tmp_path):
 
     yield lambda overrides=None, root=None: compose_train(root or tmp_path, overrides)
     GlobalHydra.instance().clear()
+
+
+def always_lad_checkpoint(path, channels=(4, 8), data_geometry=None):
+    """A real module whose network predicts LAD everywhere (so calcium = HU >= threshold)."""
+    import torch
+
+    from cac_lightning.models import CACSegModule
+
+    module = CACSegModule(
+        net={"name": "unet", "channels": list(channels)},
+        criterion={"name": "focal"},
+        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+        data_geometry=data_geometry,
+    )
+    with torch.no_grad():
+        for p in module.net.parameters():
+            p.zero_()
+        last = [m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        assert last.out_channels == 5
+        last.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0]))
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def small_series(folder, seed: int, calcified_slices: int = 1, size: int = 32):
+    """A DICOM series of ``calcified_slices + 3`` slices, 16 px of 420 HU on each calcified one
+    (0.5 mm pixels: 16 Agatston per calcified slice)."""
+    import numpy as np
+
+    from cac_lightning.io import write_dicom_series
+    from cac_lightning.io.volume import Geometry
+
+    rng = np.random.default_rng(seed)
+    hu = rng.normal(40, 10, (calcified_slices + 3, size, size)).astype(np.int16)
+    hu[1 : 1 + calcified_slices, 8:12, 8:12] = 420
+    g = Geometry(
+        shape=hu.shape,
+        pixel_spacing=(0.5, 0.5),
+        slice_spacing=3.0,
+        origin=(0.0, 0.0, 0.0),
+        slice_thickness=3.0,
+    )
+    return write_dicom_series(hu, g, folder, patient_id=f"SYN{seed:04d}")
+
+
+@pytest.fixture
+def make_lad_ckpt():
+    """:func:`always_lad_checkpoint` as a fixture (test modules do not import conftest)."""
+    return always_lad_checkpoint
+
+
+@pytest.fixture
+def lad_ckpt(tmp_path):
+    return always_lad_checkpoint(tmp_path / "model.ckpt")
+
+
+@pytest.fixture
+def make_small_series():
+    """:func:`small_series` as a fixture."""
+    return small_series

@@ -53,7 +53,9 @@ def check_config(cfg) -> dict:
 
     try:
         return OmegaConf.to_container(
-            OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+            resolve=True,
+            throw_on_missing=True,
         )
     except (MissingMandatoryValue, InterpolationResolutionError) as err:
         key = getattr(err, "full_key", None) or "?"

@@ -25,11 +25,13 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     """Predict every scan of ``cfg.splits`` with ``cfg.ckpt_path``; write the report."""
     from hydra.utils import instantiate
 
+    from cac_lightning.cli.common import check_config
     from cac_lightning.evaluation.records import evaluate_scans
     from cac_lightning.evaluation.report import write_report
     from cac_lightning.evaluation.tables import metrics_by_split
     from cac_lightning.inference import Predictor
 
+    check_config(cfg)
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, cfg.device, cfg.batch_size)
     dm = instantiate(cfg.data)
     dm.prepare_data()
@@ -92,3 +94,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """Console entry point (Hydra parses the command line)."""
     _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -120,6 +120,10 @@ class CACDataModule(pl.LightningDataModule):
             native spacing (the paper's recipe).
         fov_mm: side (mm) of the square field of view cut around the body centre of every
             scan (all splits) after resampling; ``None`` = whole slices.
+        validate_on: the split that validation (loss, whole-scan Agatston, checkpoint choice)
+            reads; default ``"val"``. ``"train"`` is for fine-tuning on so few scans that none
+            can be spared (leave-one-out on the COCA sample): the checkpoint is then chosen on
+            the training scans. Test splits are refused.
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class CACDataModule(pl.LightningDataModule):
         test_splits: Sequence[str] = ("test",),
         target_spacing_mm: float | None = None,
         fov_mm: float | None = None,
+        validate_on: str = "val",
     ) -> None:
         super().__init__()
         # Plain values only, so checkpoints load with torch.load(weights_only=True).
@@ -169,6 +174,7 @@ class CACDataModule(pl.LightningDataModule):
                     test_splits=test_splits,
                     target_spacing_mm=target_spacing_mm,
                     fov_mm=fov_mm,
+                    validate_on=validate_on,
                 ).items()
             }
         )
@@ -195,6 +201,9 @@ class CACDataModule(pl.LightningDataModule):
             raise InputError(f"unknown test split(s) {sorted(unknown)}; valid: {list(SPLITS)}")
         self.target_spacing_mm = _positive_or_none("target_spacing_mm", target_spacing_mm)
         self.fov_mm = _positive_or_none("fov_mm", fov_mm)
+        if validate_on not in ("val", "train"):
+            raise InputError(f"validate_on must be 'val' or 'train', got {validate_on!r}")
+        self.validate_on = str(validate_on)
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self._scans: dict[str, list[CachedScan]] | None = None
@@ -249,6 +258,8 @@ class CACDataModule(pl.LightningDataModule):
                 )
             if split == "train" and self.crop and sizes and self.crop > min(sizes[0]):
                 raise InputError(f"crop {self.crop} is larger than the slices {sizes[0]}")
+        if self.validate_on != "val":
+            by_split["val"] = list(by_split[self.validate_on])
         self._scans = by_split
 
     def scans(self, split: str) -> list[CachedScan]:

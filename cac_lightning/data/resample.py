@@ -41,6 +41,7 @@ __all__ = [
     "Preprocessed",
     "body_centre",
     "crop_fov",
+    "fov_start",
     "fov_pixels",
     "preprocess_scan",
     "resample_scan",
@@ -160,7 +161,7 @@ def body_centre(hu: np.ndarray) -> tuple[float, float] | None:
     return float(cy), float(cx)
 
 
-def _window(centre: float, side: int, n: int) -> int:
+def fov_start(centre: float, side: int, n: int) -> int:
     """Start index of a ``side`` window centred at ``centre``, kept inside [0, n) if it fits."""
     start = int(round(centre - (side - 1) / 2))
     if side <= n:
@@ -193,7 +194,7 @@ def crop_fov(
     side = fov_pixels(fov_mm, float(geometry.pixel_spacing[0]))
     if centre_yx is None:
         centre_yx = body_centre(hu) or ((n_y - 1) / 2, (n_x - 1) / 2)
-    y0, x0 = _window(centre_yx[0], side, n_y), _window(centre_yx[1], side, n_x)
+    y0, x0 = fov_start(centre_yx[0], side, n_y), fov_start(centre_yx[1], side, n_x)
     out_hu = np.full((nz, side, side), AIR_HU, dtype=np.int16)
     sy0, sy1 = max(y0, 0), min(y0 + side, n_y)
     sx0, sx1 = max(x0, 0), min(x0 + side, n_x)

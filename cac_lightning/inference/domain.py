@@ -3,6 +3,9 @@
 The checkpoint's ``data_geometry`` (written by ``cac-train``) records the ranges of the
 training scans: ``pixel_spacing_mm`` [min, max], ``slice_thickness_mm`` [min, max],
 ``fov_range_mm`` [min, max] (native field of view), ``kvp`` (the tube voltages seen).
+The training grid itself is in-domain: a scan at ``spacing_mm`` raises no spacing line, and
+when the checkpoint records a training window ``fov_mm`` (which the Predictor cuts from wider
+scans) the field-of-view range runs from ``fov_mm`` to the widest training scan.
 A scan outside a range gets one line each; ``cac-score`` prints them, stores them in the
 JSON's ``warnings`` and, with ``--strict-domain``, refuses the scan.
 """
@@ -42,6 +45,13 @@ def _range(value: Any) -> tuple[float, float] | None:
     return (lo, hi) if lo <= hi else None
 
 
+def _widen(rng: tuple[float, float] | None, value: Any) -> tuple[float, float] | None:
+    """``rng`` stretched to include ``value`` (the training grid's own spacing is in-domain)."""
+    if rng is None or not isinstance(value, (int, float)) or not value > 0:
+        return rng
+    return min(rng[0], float(value)), max(rng[1], float(value))
+
+
 def _outside(value: float, rng: tuple[float, float]) -> bool:
     lo, hi = rng
     return value < lo * (1 - RANGE_TOLERANCE) or value > hi * (1 + RANGE_TOLERANCE)
@@ -70,7 +80,7 @@ def domain_warnings(volume: Any, data_geometry: Mapping[str, Any] | None) -> lis
         return ["the checkpoint records no training data geometry: domain not checked"]
     g = volume.geometry
     out: list[str] = []
-    rng = _range(data_geometry.get("pixel_spacing_mm"))
+    rng = _widen(_range(data_geometry.get("pixel_spacing_mm")), data_geometry.get("spacing_mm"))
     if rng is not None:
         worst = max((float(s) for s in g.pixel_spacing), key=lambda s: abs(s - sum(rng) / 2))
         if _outside(worst, rng):
@@ -80,6 +90,10 @@ def domain_warnings(volume: Any, data_geometry: Mapping[str, Any] | None) -> lis
     if rng is not None and _outside(float(thickness), rng):
         out.append(_line("slice thickness", float(thickness), "mm", rng))
     rng = _range(data_geometry.get("fov_range_mm"))
+    if rng is not None and data_geometry.get("fov_mm"):
+        # The Predictor cuts the training window (fov_mm) from any wider scan: the network
+        # sees the same physical window, so only a narrower scan or a much wider one is new.
+        rng = (float(data_geometry["fov_mm"]), max(rng[1], float(data_geometry["fov_mm"])))
     if rng is not None and _outside(field_of_view_mm(g), rng):
         out.append(_line("field of view", field_of_view_mm(g), "mm", rng))
     kvps = data_geometry.get("kvp")

@@ -10,6 +10,9 @@ the pixel spacing the network was trained at and the ranges it saw). It is read 
 
 :meth:`Predictor.predict` for each batch of axial slices:
 
+0. when the checkpoint records a training field of view (``data_geometry.fov_mm``) and the
+   scan is wider, cuts that square around the body centre exactly as training did
+   (:mod:`cac_lightning.data.resample`); everything outside it is background;
 1. resamples the HU slices (bilinear, anti-aliased as in training) to the training pixel
    spacing (none when the checkpoint records none: a warning is logged once);
 2. pads them with air to the network's multiple (16 or 32 pixels) and builds the 2-channel
@@ -79,6 +82,29 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, in
     if ph or pw:
         x = F.pad(x, (pad[2], pad[3], pad[0], pad[1]), value=AIR_HU)
     return x, pad
+
+
+def _overlap(window: tuple[int, int, int, int], shape) -> tuple[tuple[slice, ...], ...]:
+    """(window-side, image-side) slices of the part of ``window`` inside a (y, x) ``shape``."""
+    y0, x0, rows, cols = window
+    ys, ye = max(y0, 0), min(y0 + rows, shape[0])
+    xs, xe = max(x0, 0), min(x0 + cols, shape[1])
+    inner = (slice(None), slice(ys - y0, ye - y0), slice(xs - x0, xe - x0))
+    return inner, (slice(None), slice(ys, ye), slice(xs, xe))
+
+
+def _cut(chunk: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """The window of a (z, y, x) HU chunk; air where it reaches past the image."""
+    part = np.full((chunk.shape[0], *window[2:]), AIR_HU, dtype=chunk.dtype)
+    inner, image = _overlap(window, chunk.shape[1:])
+    part[inner] = chunk[image]
+    return part
+
+
+def _paste(out: np.ndarray, labels: np.ndarray, window: tuple[int, int, int, int]) -> None:
+    """Write the window's labels into the (z, y, x) ``out`` (zero elsewhere)."""
+    inner, image = _overlap(window, out.shape[1:])
+    out[image] = labels[inner]
 
 
 def _load(path: Path) -> dict:
@@ -264,6 +290,21 @@ class Predictor:
             logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
         return logits
 
+    def _fov_window(self, hu: Any, pixel_spacing) -> tuple[int, int, int, int] | None:
+        """``(row0, col0, rows, cols)`` of the training field of view on the native grid, or
+        None to predict the whole slice (no window recorded, or the scan is not wider)."""
+        from cac_lightning.data.resample import body_centre, fov_pixels, fov_start
+
+        fov = (self.data_geometry or {}).get("fov_mm")
+        if not fov or pixel_spacing is None:
+            return None
+        n_y, n_x = np.shape(hu)[1:]
+        rows, cols = (fov_pixels(float(fov), float(s)) for s in pixel_spacing)
+        if rows >= n_y - 1 and cols >= n_x - 1:
+            return None
+        cy, cx = body_centre(np.asarray(hu)) or ((n_y - 1) / 2, (n_x - 1) / 2)
+        return fov_start(cy, rows, n_y), fov_start(cx, cols, n_x), rows, cols
+
     @torch.no_grad()
     def predict(
         self,
@@ -305,8 +346,10 @@ class Predictor:
         size = None
         if self.spacing_mm is not None and pixel_spacing is None:
             raise InputError("the checkpoint was trained at a pixel spacing; give the scan's")
+        window = self._fov_window(hu, pixel_spacing)
+        shape = tuple(np.shape(hu)[1:]) if window is None else window[2:]
         if pixel_spacing is not None:
-            size = self._target_shape(tuple(np.shape(hu)[1:]), pixel_spacing)
+            size = self._target_shape(shape, pixel_spacing)
         net = self.net
         was_training = bool(getattr(net, "training", False))
         if hasattr(net, "eval"):
@@ -316,11 +359,14 @@ class Predictor:
         try:
             for start in range(0, out.shape[0], step):
                 chunk = np.asarray(hu[start : start + step])
-                x = torch.from_numpy(chunk.astype(np.float32)).to(self.device)
+                part = chunk if window is None else _cut(chunk, window)
+                x = torch.from_numpy(part.astype(np.float32)).to(self.device)
                 pred = self._logits(x, threshold_hu, size).argmax(1).to(torch.uint8)
-                out[start : start + len(chunk)] = gate_labels(
-                    pred.cpu().numpy(), chunk >= threshold_hu
-                )
+                labels = gate_labels(pred.cpu().numpy(), part >= threshold_hu)
+                if window is None:
+                    out[start : start + len(chunk)] = labels
+                else:
+                    _paste(out[start : start + len(chunk)], labels, window)
         finally:
             if was_training and hasattr(net, "train"):
                 net.train(True)

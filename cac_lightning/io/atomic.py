@@ -14,7 +14,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_path", "atomic_write_text", "pid_alive", "remove_stale_temps"]
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "atomic_write_png",
+    "atomic_write_text",
+    "pid_alive",
+    "remove_stale_temps",
+]
 
 
 def _umask() -> int:
@@ -49,6 +56,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def atomic_write_png(image, path: str | os.PathLike) -> Path:
+    """Save a PIL image (or a uint8 array) to ``path`` as an optimised PNG, atomically."""
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", optimize=True)
+    return path
 
 
 def pid_alive(pid: int) -> bool:

@@ -103,7 +103,7 @@ def test_finetune_coca_recipe_runs_on_a_manifest(cohort, tmp_path):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
-    from omegaconf import open_dict
+    from omegaconf import OmegaConf, open_dict
 
     from cac_lightning.config import CONF_DIR
 
@@ -113,7 +113,12 @@ def test_finetune_coca_recipe_runs_on_a_manifest(cohort, tmp_path):
         assert base.require_init_from and base.init_from is None
         with pytest.raises(InputError, match="give init_from=CKPT"):
             train(base)
-        assert base.data.target_spacing_mm == 0.8 and base.model.optimizer.lr < 2e-3
+        # the demo's weights are fine-tuned at the demo's grid and with its network
+        demo = compose(config_name="train", overrides=["experiment=demo"])
+        keys = ("data.target_spacing_mm", "data.fov_mm", "model.net.name", "model.net.channels")
+        for key in keys:
+            assert OmegaConf.select(base, key) == OmegaConf.select(demo, key), key
+        assert base.model.optimizer.lr < demo.model.optimizer.lr
         model = instantiate(base.model)
         ckpt = tmp_path / "tiny.ckpt"
         torch.save({"state_dict": model.state_dict(), "epoch": 9}, ckpt)

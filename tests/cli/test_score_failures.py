@@ -53,12 +53,12 @@ def _clean(out: Path) -> list[str]:
 
 
 def test_disk_full_one_line_batch_continues_nothing_partial(
-    tmp_path, tmpfs, lad_ckpt, capsys, make_series
+    tmp_path, tmpfs, lad_ckpt, capsys, make_small_series
 ):
     """Item 5: ENOSPC on the second scan's PNGs; the first and third are complete."""
-    a = make_series(tmp_path / "a", 1, calcified_slices=1)
-    b = make_series(tmp_path / "b", 2, calcified_slices=14)  # ~15 PNGs: does not fit
-    c = make_series(tmp_path / "c", 3, calcified_slices=1)
+    a = make_small_series(tmp_path / "a", 1, calcified_slices=1)
+    b = make_small_series(tmp_path / "b", 2, calcified_slices=14)  # ~15 PNGs: does not fit
+    c = make_small_series(tmp_path / "c", 3, calcified_slices=1)
     out = tmpfs("small", "size=128k")
     args = [str(a), str(b), str(c), "--ckpt", str(lad_ckpt), "--out", str(out), "--overlays"]
     assert main([*args, "--device", "cpu"]) == 1
@@ -76,7 +76,7 @@ def test_disk_full_one_line_batch_continues_nothing_partial(
     assert sorted(r["scan_id"][:2] for r in rows) == ["a-", "c-"]
 
 
-def test_permission_denied_on_one_scan(tmp_path, lad_ckpt, capsys, make_series, monkeypatch):
+def test_permission_denied_on_one_scan(tmp_path, lad_ckpt, capsys, make_small_series, monkeypatch):
     """Item 5: EACCES while writing one scan's overlays (simulated: root ignores modes)."""
     import cac_lightning.inference.outputs as outputs
 
@@ -88,8 +88,8 @@ def test_permission_denied_on_one_scan(tmp_path, lad_ckpt, capsys, make_series, 
         real_save(fig, path)
 
     monkeypatch.setattr(outputs, "_save", save)
-    a = make_series(tmp_path / "a", 1)
-    b = make_series(tmp_path / "b", 2)
+    a = make_small_series(tmp_path / "a", 1)
+    b = make_small_series(tmp_path / "b", 2)
     out = tmp_path / "out"
     args = [str(b), str(a), "--ckpt", str(lad_ckpt), "--out", str(out), "--overlays"]
     assert main([*args, "--save-labels", "--device", "cpu"]) == 1
@@ -103,11 +103,11 @@ def test_permission_denied_on_one_scan(tmp_path, lad_ckpt, capsys, make_series, 
 
 
 @pytest.mark.parametrize("case", ["below_file", "link_loop", "read_only"])
-def test_bad_out_folder_is_one_line(tmp_path, tmpfs, case, capsys, make_series):
+def test_bad_out_folder_is_one_line(tmp_path, tmpfs, case, capsys, make_small_series):
     """Item 5: --out below a regular file (ENOTDIR), a symlink loop (ELOOP), not writable."""
     from cac_lightning.io import read_volume, write_label_map
 
-    folder = make_series(tmp_path / "s", 1)
+    folder = make_small_series(tmp_path / "s", 1)
     vol = read_volume(folder)
     mask = write_label_map((vol.hu > 130).astype("uint8"), vol.geometry, tmp_path / "m.nii.gz")
     if case == "below_file":
@@ -124,11 +124,11 @@ def test_bad_out_folder_is_one_line(tmp_path, tmpfs, case, capsys, make_series):
     assert len(err) == 1 and err[0].startswith("cac-score: error:") and str(out) in err[0]
 
 
-def test_stale_staging_folder_of_killed_run_is_removed(tmp_path, make_series):
+def test_stale_staging_folder_of_killed_run_is_removed(tmp_path, make_small_series):
     """Item 7 for cac-score: a killed run's staging folder goes on the next run."""
     from cac_lightning.io import read_volume, write_label_map
 
-    folder = make_series(tmp_path / "s", 1)
+    folder = make_small_series(tmp_path / "s", 1)
     vol = read_volume(folder)
     mask = write_label_map((vol.hu > 130).astype("uint8"), vol.geometry, tmp_path / "m.nii.gz")
     dead = subprocess.Popen(["true"])
@@ -141,7 +141,9 @@ def test_stale_staging_folder_of_killed_run_is_removed(tmp_path, make_series):
     assert not stale.exists() and len(list(out.glob("*.json"))) == 1
 
 
-def test_single_scan_write_failure_exits_2(tmp_path, lad_ckpt, capsys, make_series, monkeypatch):
+def test_single_scan_write_failure_exits_2(
+    tmp_path, lad_ckpt, capsys, make_small_series, monkeypatch
+):
     """One scan with --ckpt that cannot be written: one error line and exit code 2, as --mask."""
     import cac_lightning.io.scan_outputs as so
 
@@ -149,7 +151,7 @@ def test_single_scan_write_failure_exits_2(tmp_path, lad_ckpt, capsys, make_seri
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(so.ScanOutputs, "commit", full)
-    folder = make_series(tmp_path / "s", 1)
+    folder = make_small_series(tmp_path / "s", 1)
     out = tmp_path / "out"
     args = [str(folder), "--ckpt", str(lad_ckpt), "--out", str(out), "--device", "cpu"]
     assert main(args) == 2

@@ -10,10 +10,10 @@ from cac_lightning.cli.score import main
 
 
 @pytest.fixture
-def series_and_mask(tmp_path, make_series):
+def series_and_mask(tmp_path, make_small_series):
     from cac_lightning.io import read_volume, write_label_map
 
-    folder = make_series(tmp_path / "series", 1)
+    folder = make_small_series(tmp_path / "series", 1)
     vol = read_volume(folder)
     mask = write_label_map((vol.hu > 130).astype("uint8"), vol.geometry, tmp_path / "m.nii.gz")
     return folder, mask

@@ -71,10 +71,10 @@ def test_same_series_folder_name_two_coca_patients(coca_root, tmp_path, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".partial")]
 
 
-def test_manifest_scan_ids_cannot_leave_out(tmp_path, lad_ckpt, make_series):
+def test_manifest_scan_ids_cannot_leave_out(tmp_path, lad_ckpt, make_small_series):
     """Item 3: hostile scan_id values in a manifest write inside --out only."""
-    a = make_series(tmp_path / "data" / "a", 1)
-    b = make_series(tmp_path / "data" / "b", 2)
+    a = make_small_series(tmp_path / "data" / "a", 1)
+    b = make_small_series(tmp_path / "data" / "b", 2)
     target = tmp_path / "victim"
     target.mkdir()
     (target / "x.json").write_text("keep")

@@ -7,8 +7,8 @@ import pydicom
 from cac_lightning.cli.score import main
 
 
-def test_cli_seg_deidentified_flag(tmp_path, lad_ckpt, make_series, capsys):
-    folder = make_series(tmp_path / "s", 7)
+def test_cli_seg_deidentified_flag(tmp_path, lad_ckpt, make_small_series, capsys):
+    folder = make_small_series(tmp_path / "s", 7)
     out = tmp_path / "out"
     args = [str(folder), "--ckpt", str(lad_ckpt), "--out", str(out), "--device", "cpu"]
     assert main([*args, "--seg", "--seg-deidentified"]) == 0

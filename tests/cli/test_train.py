@@ -101,6 +101,20 @@ def test_bad_data_dir_is_one_line(tmp_path):
     assert err[-1].startswith("cac-train: error:") and "Traceback" not in r.stderr
 
 
+def test_eval_without_checkpoint_names_the_override(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "cac_lightning.cli.evaluate", f"paths.log_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "ckpt_path=..." in err[0], r.stderr
+    assert not (tmp_path / "data").exists()  # nothing generated
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(train_cfg, cohort):
     # no logger: Lightning's CSVLogger cannot add columns across ddp_spawn's fit and test

@@ -177,7 +177,9 @@ def test_missing_data_dir_names_the_override(train_cfg, overrides):
         train(cfg)
 
 
-def test_unexpected_net_hparam_in_checkpoint_is_one_line(tmp_path, capsys, make_series, lad_ckpt):
+def test_unexpected_net_hparam_in_checkpoint_is_one_line(
+    tmp_path, capsys, make_small_series, lad_ckpt
+):
     """Item 9: an unknown key in a checkpoint's net hyper-parameters (cac-score)."""
     from cac_lightning.cli.score import main
 
@@ -185,7 +187,7 @@ def test_unexpected_net_hparam_in_checkpoint_is_one_line(tmp_path, capsys, make_
     ck = torch.load(ckpt_path, weights_only=True)
     ck["hyper_parameters"]["net"]["bogus_width"] = 3
     torch.save(ck, ckpt_path)
-    series = make_series(tmp_path / "s", 1)
+    series = make_small_series(tmp_path / "s", 1)
     code = main([str(series), "--ckpt", str(ckpt_path), "--out", str(tmp_path / "o")])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -129,6 +129,15 @@ def test_scans_for_scoring(data_dir):
         dm.scans("training")
 
 
+def test_validate_on_train_for_few_scan_fine_tuning(data_dir):
+    dm = CACDataModule(str(data_dir), validate_on="train")
+    assert [s.scan_id for s in dm.scans("val")] == ["a", "b"]  # the training scans
+    assert [s.scan_id for s in dm.scans("test")] == ["d"]  # the held-out stays held out
+    assert len(dm.val_dataloader().dataset) == 2 * NZ
+    with pytest.raises(InputError, match="validate_on must be"):
+        CACDataModule(str(data_dir), validate_on="test")
+
+
 def test_patient_in_two_splits_is_refused(tmp_path):
     cohort = dict(COHORT, c=("P1", "val", [2]))
     write_cohort(tmp_path / "data", cohort)

@@ -12,46 +12,13 @@ import torch
 from cac_lightning.cli.score import main
 from cac_lightning.io import write_dicom_series
 from cac_lightning.io.volume import Geometry
-from cac_lightning.models import CACSegModule
-
-
-def _always_lad_checkpoint(path, data_geometry=None):
-    """A real module whose network predicts LAD everywhere (so calcium = HU >= threshold)."""
-    module = CACSegModule(
-        net={"name": "unet", "channels": [4, 8]},
-        criterion={"name": "focal"},
-        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
-        data_geometry=data_geometry,
-    )
-    with torch.no_grad():
-        for p in module.net.parameters():
-            p.zero_()
-        last = [m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-        assert last.out_channels == 5
-        last.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0]))
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
-    return path
-
-
-def _series(folder, seed):
-    rng = np.random.default_rng(seed)
-    hu = rng.normal(40, 10, (4, 32, 32)).astype(np.int16)
-    hu[1, 8:12, 8:12] = 420  # 16 px * 0.25 mm² * 4 = 16 Agatston
-    g = Geometry(
-        shape=hu.shape,
-        pixel_spacing=(0.5, 0.5),
-        slice_spacing=3.0,
-        origin=(0.0, 0.0, 0.0),
-        slice_thickness=3.0,
-    )
-    return write_dicom_series(hu, g, folder, patient_id=f"SYN{seed:04d}")
 
 
 @pytest.fixture
-def setup(tmp_path):
-    ckpt = _always_lad_checkpoint(tmp_path / "model.ckpt")
-    a = _series(tmp_path / "scanA", 1)
-    b = _series(tmp_path / "scanB", 2)
+def setup(tmp_path, lad_ckpt, make_small_series):
+    ckpt = lad_ckpt
+    a = make_small_series(tmp_path / "scanA", 1)
+    b = make_small_series(tmp_path / "scanB", 2)
     return tmp_path, ckpt, a, b
 
 
@@ -106,14 +73,14 @@ def test_overlays_and_seg_round_trip(setup):
     assert (out / f"{sid}_labels.nii.gz").is_file()
 
 
-def test_checkpoint_that_runs_code_is_refused(tmp_path, capsys):
+def test_checkpoint_that_runs_code_is_refused(tmp_path, capsys, make_small_series):
     import collections
 
     bad = tmp_path / "evil.ckpt"
     torch.save(
         {"state_dict": {}, "hyper_parameters": collections.Counter(a=1), "obj": np.dtype}, bad
     )
-    series = _series(tmp_path / "s", 3)
+    series = make_small_series(tmp_path / "s", 3)
     assert main([str(series), "--ckpt", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a loadable checkpoint" in err[0]
@@ -128,8 +95,8 @@ def _odd_series(folder, kvp, size=500):
     return write_dicom_series(hu, g, folder, patient_id="SYN0009", kvp=kvp)
 
 
-def test_500px_135kvp_threshold_recorded_and_used(tmp_path):
-    ckpt = _always_lad_checkpoint(tmp_path / "model.ckpt")
+def test_500px_135kvp_threshold_recorded_and_used(tmp_path, lad_ckpt):
+    ckpt = lad_ckpt
     out = tmp_path / "out"
     s135 = _odd_series(tmp_path / "kv135", 135.0)
     s120 = _odd_series(tmp_path / "kv120", 120.0)
@@ -147,7 +114,9 @@ def test_500px_135kvp_threshold_recorded_and_used(tmp_path):
     ]
 
 
-def test_domain_warnings_in_json_and_strict_domain(tmp_path, capsys):
+def test_domain_warnings_in_json_and_strict_domain(
+    tmp_path, capsys, make_lad_ckpt, make_small_series
+):
     geometry = {
         "spacing_mm": 0.5,
         "fov_mm": None,
@@ -156,8 +125,8 @@ def test_domain_warnings_in_json_and_strict_domain(tmp_path, capsys):
         "fov_range_mm": [10.0, 20.0],
         "kvp": [120],
     }
-    ckpt = _always_lad_checkpoint(tmp_path / "model.ckpt", data_geometry=geometry)
-    series = _series(tmp_path / "scanA", 1)  # 32 px * 0.5 mm = 16 mm FOV, 120 kVp: inside
+    ckpt = make_lad_ckpt(tmp_path / "model.ckpt", data_geometry=geometry)
+    series = make_small_series(tmp_path / "scanA", 1)  # 32 px * 0.5 mm = 16 mm FOV, 120 kVp: inside
     wide = _odd_series(tmp_path / "wide", 135.0, size=48)  # 24 mm FOV, 135 kVp: outside
     out = tmp_path / "out"
     assert main([str(series), str(wide), "--ckpt", str(ckpt), "--out", str(out)]) == 0

@@ -37,21 +37,6 @@ class MaskToLAD(torch.nn.Module):
         return logits
 
 
-def _always_lad_checkpoint(path, channels=(4, 8), data_geometry=None):
-    module = CACSegModule(
-        net={"name": "unet", "channels": list(channels)},
-        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
-        data_geometry=data_geometry,
-    )
-    with torch.no_grad():
-        for p in module.net.parameters():
-            p.zero_()
-        last = [m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-        last.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0]))
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
-    return path
-
-
 def _volume(shape, spacing, kvp=120.0, seed=0):
     rng = np.random.default_rng(seed)
     hu = rng.normal(40, 10, shape).astype(np.int16)
@@ -59,9 +44,9 @@ def _volume(shape, spacing, kvp=120.0, seed=0):
     return Volume(hu=hu, geometry=g, kvp=kvp, scan_id="syn")
 
 
-def test_pads_500x500_and_crops_back(tmp_path):
+def test_pads_500x500_and_crops_back(tmp_path, make_lad_ckpt):
     """A slice size that is no multiple of 16 is padded with air and cropped back."""
-    ckpt = _always_lad_checkpoint(tmp_path / "m.ckpt", channels=(4, 8, 16, 32, 64))
+    ckpt = make_lad_ckpt(tmp_path / "m.ckpt", channels=(4, 8, 16, 32, 64))
     pred = Predictor.from_checkpoint(ckpt, device="cpu")
     assert pred.multiple == 16
     vol = _volume((2, 500, 500), 0.4)
@@ -97,6 +82,29 @@ def test_resamples_to_training_spacing_and_back():
     assert net.shapes[-1][-2:] == (64, 64)  # not resampled: already at 0.8 mm
     assert s_fine == pytest.approx(64.0)  # 16 mm², weight 4
     assert s_coarse == pytest.approx(s_fine, rel=0.1)
+
+
+def test_training_field_of_view_is_cut_around_the_body():
+    """A 0.8 mm model trained on 64 mm windows sees 80 px of a 0.4 mm scan, around the body
+    centre; calcium outside the window is background, inside it is kept."""
+    net = MaskToLAD()
+    pred = Predictor(net, {"data_geometry": {**GEOMETRY, "fov_mm": 64.0}}, batch_size=4)
+    vol = _volume((2, 256, 256), 0.4)  # 102 mm field of view
+    vol.hu[:] = -1000  # air, with a body centred at row 139.5, column 134.5
+    vol.hu[:, 40:240, 20:250] = 40
+    vol.hu[0, 135:145, 130:140] = 420  # inside the 160 px window (rows 60-219, cols 55-214)
+    vol.hu[0, 42:47, 25:30] = 420  # inside the body, outside the window
+    labels = pred.predict(vol)
+    assert net.shapes[0][-2:] == (80, 80)  # 160 px * 0.4 / 0.8
+    assert (labels[0, 135:145, 130:140] == 2).all()
+    assert not labels[0, 42:47, 25:30].any()
+    # a scan no wider than the window (a cached training-grid scan) is predicted whole
+    small = _volume((1, 80, 80), 0.8)
+    small.hu[0, 0:3, 0:3] = 420
+    assert (pred.predict(small)[0, 0:3, 0:3] == 2).all()
+    # the training window is in-domain: no field-of-view warning for it or wider scans
+    assert not any("field of view" in w for w in pred.warnings(small))
+    assert any("field of view" in w for w in pred.warnings(_volume((1, 64, 64), 0.8)))
 
 
 def test_without_recorded_spacing_predicts_natively():
@@ -144,8 +152,8 @@ def test_domain_warnings_name_what_is_outside():
     ]
 
 
-def test_from_checkpoint_reads_geometry_and_refuses_bare_arrays(tmp_path):
-    ckpt = _always_lad_checkpoint(tmp_path / "m.ckpt", data_geometry=GEOMETRY)
+def test_from_checkpoint_reads_geometry_and_refuses_bare_arrays(tmp_path, make_lad_ckpt):
+    ckpt = make_lad_ckpt(tmp_path / "m.ckpt", data_geometry=GEOMETRY)
     pred = Predictor.from_checkpoint(ckpt, device="cpu")
     assert pred.spacing_mm == 0.8 and pred.data_geometry["kvp"] == [120]
     vol = _volume((1, 40, 40), 0.4)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cac_lightning.io.atomic import atomic_path
+from cac_lightning.io.atomic import atomic_write_png
 from cac_lightning.sources.synthetic.phantom import CALCIUM_HU, SynthScan, make_scan
 from cac_lightning.vessels import LABELS, VESSEL_COLORS, VESSELS
 
@@ -81,11 +81,7 @@ def plot_slices(panels: list[tuple[SynthScan, int, str]], path: str | Path) -> P
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     buf.seek(0)
-    img = Image.open(buf).convert("RGB")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG", optimize=True)
-    return path
+    return atomic_write_png(Image.open(buf).convert("RGB"), path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cac_lightning.errors import InputError
-from cac_lightning.io.atomic import atomic_path
+from cac_lightning.io.atomic import atomic_write_png
 
 __all__ = ["centre_crop", "main", "side_by_side"]
 
@@ -50,13 +50,7 @@ def side_by_side(
     a = _grey(centre_crop(real[0], real[1], fov_mm, out_px))
     b = _grey(centre_crop(synth[0], synth[1], fov_mm, out_px))
     gap = np.full((out_px, 4), 255, dtype=np.uint8)
-    from PIL import Image
-
-    img = Image.fromarray(np.concatenate([a, gap, b], axis=1), mode="L")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG", optimize=True)
-    return path
+    return atomic_write_png(np.concatenate([a, gap, b], axis=1), path)
 
 
 def main(argv: list[str] | None = None) -> None:
