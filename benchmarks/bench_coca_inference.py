@@ -3,8 +3,9 @@
 For each COCA sample scan (46–57 slices of 512², 0.32–0.47 mm) the script times
 :meth:`cac_lightning.inference.Predictor.predict` twice with the same weights:
 
-- at the checkpoint's training spacing (``data_geometry.spacing_mm``: slices resampled to it,
-  logits mapped back to 512²), as ``cac-score --ckpt`` runs it;
+- on the checkpoint's training grid (``data_geometry``: slices resampled to ``spacing_mm``, cut
+  to its ``fov_mm`` window when it records one, logits mapped back to 512²), as
+  ``cac-score --ckpt`` runs it;
 - at the native 512² grid (the spacing record removed), as a model without one runs.
 
 ``--paper`` adds the paper-size U-Net++ (channels 32–512, random weights: the time does not
@@ -61,28 +62,32 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     scans = [read_volume(s) for s in _series(Path(args.coca_root))]
     print(f"torch threads {torch.get_num_threads()}, batch {args.batch_size}, CPU")
-    print(f"{'model':<34}{'scan':<8}{'grid':<22}{'wall s':>8}{'CPU s':>8}")
+    print(f"{'model':<34}{'scan':<8}{'grid':<40}{'wall s':>8}{'CPU s':>8}")
 
-    def run(name: str, predictor, spacing: float | None, vols) -> None:
+    def run(name: str, predictor, own: dict | None, vols) -> None:
         for i, vol in enumerate(vols):
-            grids = [(f"{spacing:g} mm", {"spacing_mm": spacing})] if spacing else []
+            label = f"{own['spacing_mm']:g} mm" if own else ""
+            if own and own.get("fov_mm"):
+                label += f", {own['fov_mm']:g} mm window"
+            grids = [(label, own)] if own else []
             for label, geom in [*grids, ("native", None)]:
                 predictor.data_geometry = geom
                 wall, cpu = _time(predictor, vol)
                 shape = "x".join(str(n) for n in vol.hu.shape)
-                print(f"{name:<34}{i:<8}{label + ' (' + shape + ')':<22}{wall:8.1f}{cpu:8.1f}",
+                print(f"{name:<34}{i:<8}{label + ' (' + shape + ')':<40}{wall:8.1f}{cpu:8.1f}",
                       flush=True)  # fmt: skip
 
     if args.ckpt:
         pred = Predictor.from_checkpoint(args.ckpt, device="cpu", batch_size=args.batch_size)
-        spacing = pred.spacing_mm
-        run(f"{Path(args.ckpt).name} ({pred.describe()['net']})", pred, spacing, scans)
+        own = dict(pred.data_geometry) if pred.spacing_mm else None  # spacing and window
+        run(f"{Path(args.ckpt).name} ({pred.describe()['net']})", pred, own, scans)
     if args.paper:
         net = build_net(
             "unetplusplus", in_channels=2, num_classes=5, channels=[32, 64, 128, 256, 512]
         ).eval()
         pred = Predictor(net, {}, "cpu", args.batch_size, name="paper U-Net++ 32-512")
-        run("paper U-Net++ 32-512 (random)", pred, args.paper_spacing, scans[: args.paper_scans])
+        own = {"spacing_mm": args.paper_spacing}
+        run("paper U-Net++ 32-512 (random)", pred, own, scans[: args.paper_scans])
     return 0
 
 

@@ -151,7 +151,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         evaluator = next((c for c in callbacks if isinstance(c, ScanAgatstonEvaluation)), None)
         if trainer.is_global_zero:
-            summary = write_summary(cfg.summary_path, metrics, evaluator, best)
+            # the stable exported copy when there is one, so reruns write the same summary
+            exported = cfg.get("export_ckpt") if cfg.get("train") and best else None
+            summary = write_summary(cfg.summary_path, metrics, evaluator, exported or best)
             print(summary_table(summary))
     if cfg.get("export_ckpt") and cfg.get("train") and trainer.is_global_zero:
         _export_best(trainer, str(cfg.export_ckpt))

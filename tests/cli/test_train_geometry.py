@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -26,10 +29,12 @@ def test_checkpoint_records_training_grid_and_best_is_exported(train_cfg, cohort
             "data.target_spacing_mm=2.0",
             "data.fov_mm=128",
             f"export_ckpt={export}",
-            "test=false",
         ]
     )
     _, objs = train(cfg)
+    # the summary names the stable exported copy, not the timestamped run folder
+    summary = json.loads(Path(cfg.summary_path).read_text())
+    assert summary["best_checkpoint"] == str(export)
     dm = objs["datamodule"]
     assert {s.hu.shape[1:] for s in dm.scans("train")} == {(64, 64)}  # 128 mm / 2 mm
     assert export.is_file()
