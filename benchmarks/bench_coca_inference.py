@@ -65,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<34}{'scan':<8}{'grid':<40}{'wall s':>8}{'CPU s':>8}")
 
     def run(name: str, predictor, own: dict | None, vols) -> None:
+        grids = [("native", None)]
+        if own:
+            window = f", {own['fov_mm']:g} mm window" if own.get("fov_mm") else ""
+            grids.insert(0, (f"{own['spacing_mm']:g} mm{window}", own))
         for i, vol in enumerate(vols):
-            label = f"{own['spacing_mm']:g} mm" if own else ""
-            if own and own.get("fov_mm"):
-                label += f", {own['fov_mm']:g} mm window"
-            grids = [(label, own)] if own else []
-            for label, geom in [*grids, ("native", None)]:
+            for label, geom in grids:
                 predictor.data_geometry = geom
                 wall, cpu = _time(predictor, vol)
                 shape = "x".join(str(n) for n in vol.hu.shape)

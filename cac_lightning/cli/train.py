@@ -143,6 +143,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics[f"best/{cfg.monitor}"] = float(ckpt.best_model_score)
 
+    export = cfg.get("export_ckpt") if cfg.get("train") else None
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
@@ -152,11 +153,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         evaluator = next((c for c in callbacks if isinstance(c, ScanAgatstonEvaluation)), None)
         if trainer.is_global_zero:
             # the stable exported copy when there is one, so reruns write the same summary
-            exported = cfg.get("export_ckpt") if cfg.get("train") and best else None
-            summary = write_summary(cfg.summary_path, metrics, evaluator, exported or best)
+            summary = write_summary(cfg.summary_path, metrics, evaluator, best and (export or best))
             print(summary_table(summary))
-    if cfg.get("export_ckpt") and cfg.get("train") and trainer.is_global_zero:
-        _export_best(trainer, str(cfg.export_ckpt))
+    if export and trainer.is_global_zero:
+        _export_best(trainer, str(export))
     return metrics, objects
 
 

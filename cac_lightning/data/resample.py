@@ -41,8 +41,10 @@ __all__ = [
     "Preprocessed",
     "body_centre",
     "crop_fov",
-    "fov_start",
+    "cut_window",
     "fov_pixels",
+    "fov_window",
+    "window_slices",
     "preprocess_scan",
     "resample_scan",
     "resampled_size",
@@ -161,12 +163,48 @@ def body_centre(hu: np.ndarray) -> tuple[float, float] | None:
     return float(cy), float(cx)
 
 
-def fov_start(centre: float, side: int, n: int) -> int:
+def _start(centre: float, side: int, n: int) -> int:
     """Start index of a ``side`` window centred at ``centre``, kept inside [0, n) if it fits."""
     start = int(round(centre - (side - 1) / 2))
     if side <= n:
         return min(max(start, 0), n - side)
     return (n - side) // 2  # larger than the image: centre it (padded both sides)
+
+
+Window = tuple[int, int, int, int]
+"""``(row0, col0, rows, cols)`` of a window on a slice; row0/col0 < 0 where it reaches past."""
+
+
+def fov_window(
+    hu: np.ndarray, rows: int, cols: int, centre_yx: tuple[float, float] | None = None
+) -> Window:
+    """A ``rows`` x ``cols`` window around ``centre_yx`` of a (z, y, x) scan.
+
+    ``centre_yx`` defaults to :func:`body_centre`, or the image centre when no body is found.
+    The window is shifted to stay inside the image where it fits (see the module docstring).
+    """
+    n_y, n_x = hu.shape[1:]
+    if centre_yx is None:
+        centre_yx = body_centre(hu) or ((n_y - 1) / 2, (n_x - 1) / 2)
+    return _start(centre_yx[0], rows, n_y), _start(centre_yx[1], cols, n_x), rows, cols
+
+
+def window_slices(window: Window, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], ...]:
+    """``(in_window, in_image)`` (z, y, x) slices of the part of ``window`` inside a slice of
+    (y, x) ``shape``."""
+    y0, x0, rows, cols = window
+    ys, ye = max(y0, 0), min(y0 + rows, shape[0])
+    xs, xe = max(x0, 0), min(x0 + cols, shape[1])
+    in_window = (slice(None), slice(ys - y0, ye - y0), slice(xs - x0, xe - x0))
+    return in_window, (slice(None), slice(ys, ye), slice(xs, xe))
+
+
+def cut_window(arr: np.ndarray, window: Window, fill: float) -> np.ndarray:
+    """The ``window`` of every slice of a (z, y, x) array; ``fill`` where it reaches past."""
+    out = np.full((arr.shape[0], *window[2:]), fill, dtype=arr.dtype)
+    in_window, in_image = window_slices(window, arr.shape[1:])
+    out[in_window] = arr[in_image]
+    return out
 
 
 def crop_fov(
@@ -190,25 +228,16 @@ def crop_fov(
     """
     if not fov_mm > 0:
         raise ValueError(f"fov_mm must be > 0, got {fov_mm}")
-    nz, n_y, n_x = hu.shape
     side = fov_pixels(fov_mm, float(geometry.pixel_spacing[0]))
-    if centre_yx is None:
-        centre_yx = body_centre(hu) or ((n_y - 1) / 2, (n_x - 1) / 2)
-    y0, x0 = fov_start(centre_yx[0], side, n_y), fov_start(centre_yx[1], side, n_x)
-    out_hu = np.full((nz, side, side), AIR_HU, dtype=np.int16)
-    sy0, sy1 = max(y0, 0), min(y0 + side, n_y)
-    sx0, sx1 = max(x0, 0), min(x0 + side, n_x)
-    dst = (slice(None), slice(sy0 - y0, sy1 - y0), slice(sx0 - x0, sx1 - x0))
-    src = (slice(None), slice(sy0, sy1), slice(sx0, sx1))
-    out_hu[dst] = hu[src]
+    window = fov_window(hu, side, side, centre_yx)
+    out_hu = cut_window(np.asarray(hu, dtype=np.int16), window, AIR_HU)
     out_labels, lost = None, 0
     if labels is not None:
-        out_labels = np.zeros((nz, side, side), dtype=np.uint8)
-        out_labels[dst] = labels[src]
+        out_labels = cut_window(np.asarray(labels, dtype=np.uint8), window, 0)
         lost = int(np.count_nonzero(labels)) - int(np.count_nonzero(out_labels))
-    origin = geometry.index_to_mm(np.array([0.0, float(y0), float(x0)]))
+    origin = geometry.index_to_mm(np.array([0.0, float(window[0]), float(window[1])]))
     geom = dataclasses.replace(
-        geometry, shape=(nz, side, side), origin=tuple(float(v) for v in origin)
+        geometry, shape=(hu.shape[0], side, side), origin=tuple(float(v) for v in origin)
     )
     return out_hu, out_labels, geom, lost
 

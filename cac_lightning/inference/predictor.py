@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cac_lightning.data.resample import Window, cut_window, fov_pixels, fov_window, window_slices
 from cac_lightning.errors import InputError
 from cac_lightning.models.inputs import AIR_HU, DEFAULT_WINDOW, gate_labels, make_input
 from cac_lightning.scoring.config import ScoringConfig
@@ -82,29 +83,6 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, in
     if ph or pw:
         x = F.pad(x, (pad[2], pad[3], pad[0], pad[1]), value=AIR_HU)
     return x, pad
-
-
-def _overlap(window: tuple[int, int, int, int], shape) -> tuple[tuple[slice, ...], ...]:
-    """(window-side, image-side) slices of the part of ``window`` inside a (y, x) ``shape``."""
-    y0, x0, rows, cols = window
-    ys, ye = max(y0, 0), min(y0 + rows, shape[0])
-    xs, xe = max(x0, 0), min(x0 + cols, shape[1])
-    inner = (slice(None), slice(ys - y0, ye - y0), slice(xs - x0, xe - x0))
-    return inner, (slice(None), slice(ys, ye), slice(xs, xe))
-
-
-def _cut(chunk: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
-    """The window of a (z, y, x) HU chunk; air where it reaches past the image."""
-    part = np.full((chunk.shape[0], *window[2:]), AIR_HU, dtype=chunk.dtype)
-    inner, image = _overlap(window, chunk.shape[1:])
-    part[inner] = chunk[image]
-    return part
-
-
-def _paste(out: np.ndarray, labels: np.ndarray, window: tuple[int, int, int, int]) -> None:
-    """Write the window's labels into the (z, y, x) ``out`` (zero elsewhere)."""
-    inner, image = _overlap(window, out.shape[1:])
-    out[image] = labels[inner]
 
 
 def _load(path: Path) -> dict:
@@ -290,11 +268,10 @@ class Predictor:
             logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
         return logits
 
-    def _fov_window(self, hu: Any, pixel_spacing) -> tuple[int, int, int, int] | None:
-        """``(row0, col0, rows, cols)`` of the training field of view on the native grid, or
-        None to predict the whole slice (no window recorded, or the scan is not wider)."""
-        from cac_lightning.data.resample import body_centre, fov_pixels, fov_start
-
+    def _fov_window(self, hu: Any, pixel_spacing) -> Window | None:
+        """The training field of view on the native grid (around the body centre, as in
+        training), or None to predict the whole slice (no window recorded, or the scan is
+        not wider)."""
         fov = (self.data_geometry or {}).get("fov_mm")
         if not fov or pixel_spacing is None:
             return None
@@ -302,8 +279,7 @@ class Predictor:
         rows, cols = (fov_pixels(float(fov), float(s)) for s in pixel_spacing)
         if rows >= n_y - 1 and cols >= n_x - 1:
             return None
-        cy, cx = body_centre(np.asarray(hu)) or ((n_y - 1) / 2, (n_x - 1) / 2)
-        return fov_start(cy, rows, n_y), fov_start(cx, cols, n_x), rows, cols
+        return fov_window(np.asarray(hu), rows, cols)
 
     @torch.no_grad()
     def predict(
@@ -359,14 +335,15 @@ class Predictor:
         try:
             for start in range(0, out.shape[0], step):
                 chunk = np.asarray(hu[start : start + step])
-                part = chunk if window is None else _cut(chunk, window)
+                part = chunk if window is None else cut_window(chunk, window, AIR_HU)
                 x = torch.from_numpy(part.astype(np.float32)).to(self.device)
                 pred = self._logits(x, threshold_hu, size).argmax(1).to(torch.uint8)
                 labels = gate_labels(pred.cpu().numpy(), part >= threshold_hu)
                 if window is None:
                     out[start : start + len(chunk)] = labels
                 else:
-                    _paste(out[start : start + len(chunk)], labels, window)
+                    in_window, in_image = window_slices(window, out.shape[1:])
+                    out[start : start + len(chunk)][in_image] = labels[in_window]
         finally:
             if was_training and hasattr(net, "train"):
                 net.train(True)
