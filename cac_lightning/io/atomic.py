@@ -20,11 +20,14 @@ __all__ = [
     "atomic_write_png",
     "atomic_write_text",
     "pid_alive",
+    "remove_dead_temps",
     "remove_stale_temps",
+    "umask",
 ]
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -45,7 +48,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, 0o666 & ~umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -81,6 +84,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def remove_dead_temps(folder: str | os.PathLike, prefix: str) -> list[Path]:
+    """Remove the ``<prefix><pid>-*.tmp`` folders in ``folder`` whose process no longer runs
+    (on this machine): what a killed writer left. Returns what was removed."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(f"{glob.escape(prefix)}*-*.tmp"):
+        pid = tmp.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     """Remove the temporary folders a killed writer of ``path`` left next to it.
 
@@ -88,15 +106,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     process no longer runs (on this machine) are removed. Returns what was removed.
     """
     path = Path(path)
-    removed = []
-    if not path.parent.is_dir():
-        return removed
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
-        pid = tmp.name[len(path.name) + 2 :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
-    return removed
+    return remove_dead_temps(path.parent, f".{path.name}.")
 
 
 @contextlib.contextmanager
@@ -114,7 +124,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     )
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

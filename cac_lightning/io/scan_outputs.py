@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cac_lightning.errors import OutputError
+from cac_lightning.io.atomic import remove_dead_temps, umask
 
 __all__ = [
     "OUTPUT_SUFFIXES",
@@ -90,20 +91,10 @@ def prepare_out_dir(out: str | os.PathLike) -> Path:
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
         os.close(fd)
         os.unlink(probe)
-        _remove_stale_stages(out)
+        remove_dead_temps(out, STAGE_PREFIX)  # staging folders of a killed cac-score
     except OSError as err:
         raise OutputError(f"--out {out}: cannot write there ({_describe(err)})") from None
     return out
-
-
-def _remove_stale_stages(out: Path) -> None:
-    """Staging folders of a killed ``cac-score`` (its process is gone) are removed."""
-    from cac_lightning.io.atomic import pid_alive
-
-    for stage in out.glob(f"{STAGE_PREFIX}*-*.tmp"):
-        pid = stage.name[len(STAGE_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(stage, ignore_errors=True)
 
 
 class ScanOutputs:
@@ -161,10 +152,10 @@ class ScanOutputs:
                 for suffix in OUTPUT_SUFFIXES:
                     src = self.stage / f"{self.scan_id}{suffix}"
                     if src.exists():
-                        os.chmod(src, (0o777 if src.is_dir() else 0o666) & ~_umask())
+                        os.chmod(src, (0o777 if src.is_dir() else 0o666) & ~umask())
                         os.replace(src, self.out / src.name)
                         moved.append(self.out / src.name)
-                os.chmod(staged_csv, 0o666 & ~_umask())
+                os.chmod(staged_csv, 0o666 & ~umask())
                 os.replace(staged_csv, csv_path)
             except OSError:
                 for path in moved:  # put the earlier result back
@@ -177,12 +168,6 @@ class ScanOutputs:
     def discard(self) -> None:
         """Remove the staging folder and whatever it holds."""
         shutil.rmtree(self.stage, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _remove(path: Path) -> None:
