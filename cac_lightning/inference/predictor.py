@@ -22,7 +22,10 @@ the pixel spacing the network was trained at and the ranges it saw). It is read 
 4. crops the padding, maps the logits back to the native grid (bilinear), takes the argmax
    and keeps calcium only where the native HU reach the scan's threshold
    (:func:`~cac_lightning.models.inputs.gate_labels`), so calcium boundaries come from the
-   native voxels.
+   native voxels, and, on a resampled grid, only within one training-grid pixel of that
+   grid's own candidates: the pixels the network learnt to judge. A candidates-only loss
+   (``loss_region: candidates``) leaves every other pixel's logits untrained, and native
+   noise above the threshold there was called calcium (docs/physical_units.md).
 """
 
 from __future__ import annotations
@@ -40,16 +43,26 @@ import torch.nn.functional as F
 
 from cac_lightning.data.resample import Window, cut_window, fov_pixels, fov_window, window_slices
 from cac_lightning.errors import InputError
-from cac_lightning.models.inputs import AIR_HU, DEFAULT_WINDOW, gate_labels, make_input
+from cac_lightning.models.inputs import (
+    AIR_HU,
+    DEFAULT_WINDOW,
+    MASK_CHANNEL,
+    gate_labels,
+    make_input,
+)
 from cac_lightning.scoring.config import ScoringConfig
 from cac_lightning.vessels import CLASS_NAMES
 
-__all__ = ["SPACING_TOLERANCE", "Predictor", "resolve_device"]
+__all__ = ["JUDGED_MARGIN_PX", "SPACING_TOLERANCE", "Predictor", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
 SPACING_TOLERANCE = 0.02
 """Relative pixel-spacing difference below which slices are not resampled."""
+
+JUDGED_MARGIN_PX = 1
+"""On a resampled grid, labels are kept within this many training-grid pixels of that grid's
+>= threshold candidates (see :meth:`Predictor._labels`)."""
 
 _warned: set[str] = set()  # one warning per process, not one per scan or validation epoch
 
@@ -248,8 +261,16 @@ class Predictor:
             return None
         return tuple(max(1, round(n * s / target)) for n, s in zip(shape, spacing, strict=True))
 
-    def _logits(self, hu: torch.Tensor, threshold_hu: float, size) -> torch.Tensor:
-        """(B, C, H, W) float32 logits on the native grid of a (B, H, W) float HU batch."""
+    def _labels(self, hu: torch.Tensor, threshold_hu: float, size) -> torch.Tensor:
+        """(B, H, W) uint8 labels on the native grid of a (B, H, W) float HU batch, before the
+        native HU gate.
+
+        On a resampled grid a label is kept only within one training-grid pixel of that grid's
+        own >= threshold candidates (:data:`JUDGED_MARGIN_PX`): the only pixels the network has
+        learnt to judge (the candidates, and their neighbours for a plaque's native rim).
+        Elsewhere its logits mean nothing, and native noise above the threshold, averaged below
+        it on the training grid, would take whatever class they happen to favour.
+        """
         native = hu.shape[-2:]
         if size is not None:
             # Anti-aliased like the training grid (data/resample.py), so a scan seen on a finer
@@ -261,12 +282,16 @@ class Predictor:
         x = make_input(padded, self.window, threshold_hu)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = self.net(x)
-        logits = logits.float()
         h, w = padded.shape[-2:]
-        logits = logits[..., top : h - bottom, left : w - right]
-        if size is not None:
-            logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
-        return logits
+        logits = logits.float()[..., top : h - bottom, left : w - right]
+        if size is None:
+            return logits.argmax(1).to(torch.uint8)
+        side = 2 * JUDGED_MARGIN_PX + 1
+        judged = F.max_pool2d(x[:, MASK_CHANNEL : MASK_CHANNEL + 1], side, 1, JUDGED_MARGIN_PX)
+        judged = judged[..., top : h - bottom, left : w - right]
+        logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
+        judged = F.interpolate(judged, size=native, mode="nearest")[:, 0] > 0
+        return gate_labels(logits.argmax(1).to(torch.uint8), judged)
 
     def _fov_window(self, hu: Any, pixel_spacing) -> Window | None:
         """The training field of view on the native grid (around the body centre, as in
@@ -337,7 +362,7 @@ class Predictor:
                 chunk = np.asarray(hu[start : start + step])
                 part = chunk if window is None else cut_window(chunk, window, AIR_HU)
                 x = torch.from_numpy(part.astype(np.float32)).to(self.device)
-                pred = self._logits(x, threshold_hu, size).argmax(1).to(torch.uint8)
+                pred = self._labels(x, threshold_hu, size)
                 labels = gate_labels(pred.cpu().numpy(), part >= threshold_hu)
                 if window is None:
                     out[start : start + len(chunk)] = labels

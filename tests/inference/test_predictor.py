@@ -84,6 +84,38 @@ def test_resamples_to_training_spacing_and_back():
     assert s_coarse == pytest.approx(s_fine, rel=0.1)
 
 
+class AlwaysLAD(torch.nn.Module):
+    """LAD at every pixel: the logits of a candidates-only loss off the candidates."""
+
+    depth = 5
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 5, *x.shape[2:], device=x.device)
+        logits[:, 2] = 5.0
+        return logits
+
+
+def test_labels_only_where_the_training_grid_has_candidates():
+    """Native noise spikes that average below the threshold on the training grid are not
+    labelled, whatever the logits say there; a plaque's native rim next to its training-grid
+    candidates is kept (one training-grid pixel of margin)."""
+    pred = Predictor(AlwaysLAD(), {"data_geometry": GEOMETRY}, batch_size=2)
+    vol = _volume((1, 128, 128), 0.2)  # trained at 0.8 mm: 4x4 native voxels a pixel
+    vol.hu[:] = 40
+    vol.hu[0, 40:56, 40:56] = 420  # 3.2 mm plaque: candidates on both grids
+    vol.hu[0, 38:40, 40:56] = 150  # its native rim, below 130 on the 0.8 mm grid
+    vol.hu[0, 100, 100] = 200  # isolated noise spikes: ~50 HU on the 0.8 mm grid
+    vol.hu[0, 20, 90] = 180
+    labels = pred.predict(vol)
+    assert (labels[0, 40:56, 40:56] == 2).all()
+    assert (labels[0, 38:40, 40:56] == 2).all()
+    assert labels[0, 100, 100] == 0 and labels[0, 20, 90] == 0
+    # on its own grid the native gate alone decides (no resampling, nothing to judge)
+    same = _volume((1, 32, 32), 0.8)
+    same.hu[0, 5, 5] = 200
+    assert pred.predict(same)[0, 5, 5] == 2
+
+
 def test_training_field_of_view_is_cut_around_the_body():
     """A 0.8 mm model trained on 64 mm windows sees 80 px of a 0.4 mm scan, around the body
     centre; calcium outside the window is background, inside it is kept."""
