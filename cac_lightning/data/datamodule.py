@@ -223,22 +223,36 @@ class CACDataModule(pl.LightningDataModule):
         return rows
 
     def check_source(self) -> None:
-        """Fail fast (before a trainer is built): a manifest dataset needs its manifest.
+        """Fail fast (before a trainer is built): a manifest dataset needs its manifest, and a
+        synthetic cohort on disk must come from this generator version.
 
         Raises:
             InputError: ``synthetic`` is None and there is no manifest (one line naming
-                the ``cac-import-coca`` command); nothing is written.
+                the ``cac-import-coca`` command); a cohort of another generator version (one
+                line: delete it or choose another ``data_dir``). Nothing is written.
         """
         if self.synthetic is None:
             self._rows()
+            return
+        from cac_lightning.sources.synthetic import COHORT_VERSION, cohort_version
+
+        version = cohort_version(self.data_dir)
+        if version is not None and version != COHORT_VERSION:
+            raise InputError(
+                f"{self.data_dir} holds a synthetic cohort of generator version {version}, "
+                f"this one writes version {COHORT_VERSION}: delete the folder to regenerate it, "
+                "or set data.data_dir"
+            )
 
     def prepare_data(self) -> None:
         """Generate the synthetic cohort if asked and missing, then fill the cache."""
-        if self.synthetic is not None and not self.manifest_path.is_file():
-            from cac_lightning.sources.synthetic import generate_cohort
+        if self.synthetic is not None:
+            if not self.manifest_path.is_file():
+                from cac_lightning.sources.synthetic import generate_cohort
 
-            log.info("generating synthetic cohort %s in %s", self.synthetic, self.data_dir)
-            generate_cohort(self.data_dir, **self.synthetic)
+                log.info("generating synthetic cohort %s in %s", self.synthetic, self.data_dir)
+                generate_cohort(self.data_dir, **self.synthetic)
+            self.check_source()
         cache_scans(self._rows(), self.cache_dir, self.target_spacing_mm, self.fov_mm)
 
     def setup(self, stage: str | None = None) -> None:

@@ -115,7 +115,14 @@ def test_finetune_coca_recipe_runs_on_a_manifest(cohort, tmp_path):
             train(base)
         # the demo's weights are fine-tuned at the demo's grid and with its network
         demo = compose(config_name="train", overrides=["experiment=demo"])
-        keys = ("data.target_spacing_mm", "data.fov_mm", "model.net.name", "model.net.channels")
+        keys = (
+            "data.target_spacing_mm",
+            "data.fov_mm",
+            "model.net.name",
+            "model.net.channels",
+            "model.criterion",
+            "model.loss_region",
+        )
         for key in keys:
             assert OmegaConf.select(base, key) == OmegaConf.select(demo, key), key
         assert base.model.optimizer.lr < demo.model.optimizer.lr

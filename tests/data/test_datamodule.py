@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import math
 import sys
 import types
@@ -160,6 +162,7 @@ def test_synthetic_cohort_generated_once(tmp_path, monkeypatch):
 
     fake = types.ModuleType("cac_lightning.sources.synthetic")
     fake.generate_cohort = fake_generate
+    fake.COHORT_VERSION, fake.cohort_version = 2, lambda folder: None
     monkeypatch.setitem(sys.modules, "cac_lightning.sources.synthetic", fake)
     kwargs = {"synthetic": {"n_scans": 5, "seed": 3, "size": SIZE}, "batch_size": 2}
     CACDataModule(str(tmp_path / "syn"), **kwargs).prepare_data()
@@ -185,6 +188,17 @@ def test_real_synthetic_generator(tmp_path):
     b = next(iter(dm.train_dataloader()))
     assert b["image"].shape == (2, 2, 64, 64) and b["target"].dtype == torch.uint8
     assert b["target"].max() <= 4
+    # a cohort of an older generator version is refused in one line, never reused or replaced
+    info = tmp_path / "syn" / "synthetic.json"
+    meta = json.loads(info.read_text())
+    assert meta["version"] == synth.COHORT_VERSION
+    del meta["version"]  # what version 1 wrote
+    info.write_text(json.dumps(meta))
+    old = CACDataModule(str(tmp_path / "syn"), synthetic={"n_scans": 5, "seed": 0, "size": 64})
+    for step in (old.check_source, old.prepare_data):
+        with pytest.raises(InputError, match="generator version 1, this one writes version 2"):
+            step()
+    assert json.loads(info.read_text()) == meta
 
 
 class _Tiny(pl.LightningModule):

@@ -7,7 +7,7 @@ import pytest
 
 from cac_lightning.errors import InputError
 from cac_lightning.scoring import score_scan
-from cac_lightning.sources.synthetic import SynthOptions, is_zero_scan, make_scan
+from cac_lightning.sources.synthetic import SynthOptions, is_stent_scan, is_zero_scan, make_scan
 from cac_lightning.sources.synthetic.anatomy import coronary_tree, sample_anatomy
 from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
 from cac_lightning.vessels import LABELS
@@ -63,6 +63,17 @@ def test_dense_plaque_voxels_are_all_labelled():
         dense = (s.parts["calcium"] > 50) & (s.hu >= 130)
         assert dense.any()
         assert np.all(s.labels[dense] > 0)
+
+
+def test_stents_are_spread_evenly():
+    """Every run of 20 scans holds one to three of the 10 % stent scans, so a shuffled cohort's
+    training split cannot end up without one; stents also land on calcium-positive scans."""
+    stents = [is_stent_scan(i, 0.1) for i in range(200)]
+    assert sum(stents) == 20
+    assert all(1 <= sum(stents[i : i + 20]) <= 3 for i in range(181))
+    assert any(s and not is_zero_scan(i, 0.2) for i, s in enumerate(stents))
+    assert not any(is_stent_scan(i, 0.0) for i in range(50))
+    assert all(is_stent_scan(i, 1.0) for i in range(50))
 
 
 def test_zero_calcium_scans_are_empty_and_score_zero():

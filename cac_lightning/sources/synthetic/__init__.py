@@ -11,20 +11,30 @@ Example:
 
 from __future__ import annotations
 
-from cac_lightning.sources.synthetic.cohort import assign_splits, generate_cohort, write_scan
+from cac_lightning.sources.synthetic.cohort import (
+    COHORT_VERSION,
+    assign_splits,
+    cohort_version,
+    generate_cohort,
+    write_scan,
+)
 from cac_lightning.sources.synthetic.phantom import (
     SynthOptions,
     SynthScan,
+    is_stent_scan,
     is_zero_scan,
     make_scan,
     patient_id,
 )
 
 __all__ = [
+    "COHORT_VERSION",
     "SynthOptions",
     "SynthScan",
     "assign_splits",
+    "cohort_version",
     "generate_cohort",
+    "is_stent_scan",
     "is_zero_scan",
     "make_scan",
     "patient_id",

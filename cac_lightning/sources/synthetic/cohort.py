@@ -27,7 +27,21 @@ from cac_lightning.sources.synthetic.phantom import SynthOptions, make_scan
 from cac_lightning.vessels import SCORE_KEYS as VESSEL_KEYS
 from cac_lightning.workers import parent_bound_pool
 
-__all__ = ["assign_splits", "generate_cohort", "write_scan"]
+__all__ = ["COHORT_VERSION", "assign_splits", "cohort_version", "generate_cohort", "write_scan"]
+
+COHORT_VERSION = 2
+"""Generator version written to ``synthetic.json``: raised whenever the same seed and options
+give other scans (2: stents spread evenly, :func:`~.phantom.is_stent_scan`). A cohort folder
+without it is version 1."""
+
+
+def cohort_version(folder: str | Path) -> int | None:
+    """The generator version of the cohort in ``folder`` (None when it has no
+    ``synthetic.json``, i.e. it is not a generated cohort)."""
+    path = Path(folder) / "synthetic.json"
+    if not path.is_file():
+        return None
+    return int(json.loads(path.read_text()).get("version", 1))
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +208,7 @@ def generate_cohort(
         write_manifest(tmp / "manifest.csv", rows)
         info = {
             "generator": "cac_lightning.sources.synthetic",
+            "version": COHORT_VERSION,
             "seed": seed,
             "n_scans": n_scans,
             "size": size,

@@ -20,7 +20,15 @@ from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sam
 from cac_lightning.sources.synthetic.render import render_anatomy
 from cac_lightning.vessels import LABELS
 
-__all__ = ["CALCIUM_HU", "SynthOptions", "SynthScan", "is_zero_scan", "make_scan", "patient_id"]
+__all__ = [
+    "CALCIUM_HU",
+    "SynthOptions",
+    "SynthScan",
+    "is_stent_scan",
+    "is_zero_scan",
+    "make_scan",
+    "patient_id",
+]
 
 CALCIUM_HU = DEFAULT_THRESHOLD_HU  # the 120 kVp Agatston threshold (scoring.config)
 HU_MIN, HU_MAX = -1024, 3071  # 12-bit CT range with RescaleIntercept -1024
@@ -37,7 +45,8 @@ class SynthOptions:
 
     Attributes:
         zero_fraction: share of calcium-free scans (deterministic, see :func:`is_zero_scan`).
-        stent_fraction: probability of a coronary stent (unlabelled) in a scan.
+        stent_fraction: share of scans with a coronary stent (unlabelled; deterministic, see
+            :func:`is_stent_scan`).
         aortic_fraction: probability of aortic wall calcification.
         valve_fraction: probability of aortic valve or mitral annulus calcification.
         noise_sd: (low, high) blood-pool noise SD (HU); COCA sample: see docs/synthetic.md.
@@ -113,6 +122,23 @@ def is_zero_scan(index: int, zero_fraction: float) -> bool:
     """
     f = float(zero_fraction)
     return int(np.floor((index + 1) * f + 1e-9)) > int(np.floor(index * f + 1e-9))
+
+
+STENT_PHASE = 0.5
+"""Offset of the stent sequence (:func:`is_stent_scan`), away from the zero-scan pattern."""
+
+
+def is_stent_scan(index: int, stent_fraction: float) -> bool:
+    """True when scan ``index`` holds a coronary stent.
+
+    Deterministic and evenly spread like :func:`is_zero_scan`, but along the golden-ratio
+    sequence frac(i * 0.618... + :data:`STENT_PHASE`) < f, so stents do not fall on the
+    periodic zero-calcium scans and any run of scans (hence every split of a shuffled cohort)
+    holds about its share. Independent draws left a whole training split without a stent, and
+    the demo model then called every stent calcium (docs/physical_units.md).
+    """
+    golden = (np.sqrt(5.0) - 1.0) / 2.0
+    return float((index * golden + STENT_PHASE) % 1.0) < float(stent_fraction)
 
 
 def _psf_var(grid: Grid) -> np.ndarray:
@@ -198,7 +224,7 @@ def make_scan(
         float(grid.z[-1]),
         opt.aortic_fraction,
         opt.valve_fraction,
-        opt.stent_fraction,
+        is_stent_scan(index, opt.stent_fraction),
     )
     zero = is_zero_scan(index, opt.zero_fraction)
     burden = float(rng.uniform()) ** 0.75

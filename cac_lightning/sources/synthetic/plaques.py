@@ -198,7 +198,7 @@ def sample_negatives(
     top_z: float,
     aortic: float,
     valve: float,
-    stent: float,
+    stent: bool,
 ) -> tuple[list[Beads], dict[str, tuple[float, float]]]:
     """Draw the dense non-coronary structures of one scan (never labelled).
 
@@ -210,7 +210,9 @@ def sample_negatives(
         anat: the scan's anatomy.
         tree: coronary centre-lines.
         top_z: local z (mm) of the top slice.
-        aortic / valve / stent: probabilities of each finding in this scan.
+        aortic / valve: probabilities of each finding in this scan.
+        stent: whether the scan has a stent (spread evenly over a cohort by the caller,
+            :func:`~.phantom.is_stent_scan`).
 
     Returns:
         ``(objects, stented)``: the beads, and the stented arc interval per vessel.
@@ -218,7 +220,9 @@ def sample_negatives(
     out: list[Beads] = []
     stented: dict[str, tuple[float, float]] = {}
     sh = anat.shape
-    draw_aortic, draw_valve, draw_stent = rng.uniform(size=3)
+    # The third draw decided the stent before stents were spread evenly; still drawn, so every
+    # other draw of a scan stays what it was.
+    draw_aortic, draw_valve, _ = rng.uniform(size=3)
     if draw_aortic < aortic:
         root = anat.to_scan(AORTIC_ROOT)
         up = anat.dir_to_scan(AORTA_DIR)
@@ -256,7 +260,7 @@ def sample_negatives(
             amp = float(rng.lognormal(np.log(900.0), 0.5))
             c, cov, a = _ring_beads(root, normal, radius, a0, a1, 0.6, amp, rng)
             out.append(Beads(kind, "", c, cov, a))
-    if draw_stent < stent:
+    if stent:
         name = ["LAD", "RCA", "CX"][int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
         ves = tree[name]
         length = float(rng.uniform(10.0, 24.0))
