@@ -43,6 +43,7 @@ def cohort_version(folder: str | Path) -> int | None:
         return None
     return int(json.loads(path.read_text()).get("version", 1))
 
+
 log = logging.getLogger(__name__)
 
 SERIES_DESCRIPTION = "cac-lightning synthetic gated CaSc 3.0 mm"
