@@ -246,13 +246,13 @@ class CACDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Generate the synthetic cohort if asked and missing, then fill the cache."""
-        if self.synthetic is not None:
-            if not self.manifest_path.is_file():
-                from cac_lightning.sources.synthetic import generate_cohort
+        if self.synthetic is not None and self.manifest_path.is_file():
+            self.check_source()  # a cohort on disk: of this generator version
+        elif self.synthetic is not None:
+            from cac_lightning.sources.synthetic import generate_cohort
 
-                log.info("generating synthetic cohort %s in %s", self.synthetic, self.data_dir)
-                generate_cohort(self.data_dir, **self.synthetic)
-            self.check_source()
+            log.info("generating synthetic cohort %s in %s", self.synthetic, self.data_dir)
+            generate_cohort(self.data_dir, **self.synthetic)
         cache_scans(self._rows(), self.cache_dir, self.target_spacing_mm, self.fov_mm)
 
     def setup(self, stage: str | None = None) -> None:

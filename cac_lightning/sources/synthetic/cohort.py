@@ -29,6 +29,9 @@ from cac_lightning.workers import parent_bound_pool
 
 __all__ = ["COHORT_VERSION", "assign_splits", "cohort_version", "generate_cohort", "write_scan"]
 
+INFO_NAME = "synthetic.json"
+"""The cohort description next to ``manifest.csv`` (generator version, seed, options, scans)."""
+
 COHORT_VERSION = 2
 """Generator version written to ``synthetic.json``: raised whenever the same seed and options
 give other scans (2: stents spread evenly, :func:`~.phantom.is_stent_scan`). A cohort folder
@@ -38,7 +41,7 @@ without it is version 1."""
 def cohort_version(folder: str | Path) -> int | None:
     """The generator version of the cohort in ``folder`` (None when it has no
     ``synthetic.json``, i.e. it is not a generated cohort)."""
-    path = Path(folder) / "synthetic.json"
+    path = Path(folder) / INFO_NAME
     if not path.is_file():
         return None
     return int(json.loads(path.read_text()).get("version", 1))
@@ -219,6 +222,6 @@ def generate_cohort(
                 for r, s in zip(results, splits, strict=True)
             ],
         }
-        atomic_write_text(tmp / "synthetic.json", json.dumps(info, indent=1) + "\n")
+        atomic_write_text(tmp / INFO_NAME, json.dumps(info, indent=1) + "\n")
     log.info("wrote %d synthetic scans to %s", n_scans, out)
     return out / "manifest.csv"
