@@ -5,6 +5,11 @@ changed since the checkpoint was written (every ``cac-train`` run gets a new fol
 after a resume the "best" checkpoint would be chosen among post-resume epochs only.
 :class:`ResumableModelCheckpoint` keeps the score and copies the earlier best file into
 the new folder, so selection spans the whole run and nothing in the old folder is touched.
+
+Since Lightning 2.6 ``save_last=True`` writes ``last.ckpt`` only at a step where a top-k
+checkpoint was saved, so with ``save_top_k=1`` it is a copy of the best one and a resume from it
+repeats every epoch since. Here ``last.ckpt`` is also written at the end of each training epoch
+that has not written it yet: it is always the latest epoch, as ``cac-train ckpt_path=`` expects.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 __all__ = ["ResumableModelCheckpoint"]
 
@@ -22,7 +29,22 @@ log = logging.getLogger(__name__)
 
 
 class ResumableModelCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose best score and best file carry over into a new folder."""
+    """``ModelCheckpoint`` whose best score and best file carry over into a new folder, and whose
+    ``last.ckpt`` is the latest epoch."""
+
+    _last_saved_step: int | None = None
+
+    def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates: dict) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self.save_last:
+            self._last_saved_step = trainer.global_step
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        stale = self._last_saved_step != trainer.global_step
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if self.save_last is True and stale and fitting and not trainer.fast_dev_run:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     @property
     def state_key(self) -> str:

@@ -81,6 +81,19 @@ def test_resume_continues_epoch_count(train_cfg, cohort, tmp_path):
     assert objs2["trainer"].global_step == 3 * objs["trainer"].global_step
 
 
+def test_last_checkpoint_is_the_latest_epoch(train_cfg, cohort):
+    """Lightning >= 2.6 writes last.ckpt only at a step with a top-k save; a resume must start
+    from the latest epoch even when it did not improve (here: monitoring the epoch number, least
+    is best, so only epoch 0 is a top-k save)."""
+    cfg = _cfg(
+        train_cfg, cohort, "trainer.max_epochs=2", "test=false", "monitor=epoch",
+        "monitor_mode=min", "~callbacks.early_stopping", "callbacks.loss_gap_stopping.patience=100",
+    )  # fmt: skip
+    _, objs = train(cfg)
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 1 and last["global_step"] == objs["trainer"].global_step
+
+
 def test_bad_data_dir_is_one_line(tmp_path):
     r = subprocess.run(
         [
@@ -187,3 +200,4 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
             a, b = callback.metrics[f"{split}/{key}"], metrics[f"{split}/{key}"]
             assert a == b or (math.isnan(a) and math.isnan(b)), (split, key, a, b)
     assert math.isfinite(metrics["test/agatston_mae"]) and math.isfinite(metrics["test/dice"])
+
