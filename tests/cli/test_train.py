@@ -200,4 +200,3 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
             a, b = callback.metrics[f"{split}/{key}"], metrics[f"{split}/{key}"]
             assert a == b or (math.isnan(a) and math.isnan(b)), (split, key, a, b)
     assert math.isfinite(metrics["test/agatston_mae"]) and math.isfinite(metrics["test/dice"])
-
