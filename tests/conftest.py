@@ -72,8 +72,9 @@ def train_cfg(tmp_path):
     GlobalHydra.instance().clear()
 
 
-def always_lad_checkpoint(path, channels=(4, 8), data_geometry=None):
-    """A real module whose network predicts LAD everywhere (so calcium = HU >= threshold)."""
+def always_lad_checkpoint(path, channels=(4, 8), data_geometry=None, bias=(0, 0, 5.0, 0, 0)):
+    """A real module whose network predicts LAD everywhere (so calcium = HU >= threshold); its
+    logits are ``bias`` everywhere (another class, or another confidence, with another bias)."""
     import torch
 
     from cac_lightning.models import CACSegModule
@@ -89,7 +90,7 @@ def always_lad_checkpoint(path, channels=(4, 8), data_geometry=None):
             p.zero_()
         last = [m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         assert last.out_channels == 5
-        last.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0]))
+        last.bias.copy_(torch.tensor([float(b) for b in bias]))
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path
 

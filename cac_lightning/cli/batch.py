@@ -50,10 +50,10 @@ def score_with_checkpoint(args, config) -> int:
     items = expand_inputs(args.inputs)
     check_out_not_in_input(out, [p for p, _ in items])
     try:
-        predictor = Predictor.from_checkpoint(args.ckpt, args.device, args.batch_size)
+        predictor = Predictor.from_checkpoints(args.ckpt, args.device, args.batch_size)
     except (TypeError, ValueError) as err:  # network arguments the code does not know
         raise InputError(
-            f"{args.ckpt}: the network hyper-parameters do not fit this version ({err})"
+            f"{', '.join(args.ckpt)}: the network hyper-parameters do not fit this version ({err})"
         ) from None
     cfg = config(predictor.scoring)
     strict = bool(getattr(args, "strict_domain", False))

@@ -1,6 +1,7 @@
 """``cac-eval``: the paper's evaluation report for a checkpoint on a dataset split.
 
-``cac-eval ckpt_path=CKPT [data=...] [splits=[test,test_zero]] [logger=wandb]`` writes
+``cac-eval ckpt_path=CKPT [data=...] [splits=[test,test_zero]] [logger=wandb]`` (or
+``ckpt_path=[CKPT,CKPT,...]``: an ensemble, :meth:`Predictor.from_checkpoints`) writes
 ``report_dir`` (``metrics.json``, ``report.md``, ``records.jsonl``, PNG plots) and, with a
 W&B logger, logs the tables and plots to W&B.
 """
@@ -32,7 +33,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     from cac_lightning.inference import Predictor
 
     check_config(cfg)
-    predictor = Predictor.from_checkpoint(cfg.ckpt_path, cfg.device, cfg.batch_size)
+    paths = cfg.ckpt_path if OmegaConf.is_list(cfg.ckpt_path) else [cfg.ckpt_path]
+    predictor = Predictor.from_checkpoints(list(paths), cfg.device, cfg.batch_size)
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("test")
@@ -43,9 +45,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     out = write_report(
         cfg.report_dir,
         records,
-        title=f"CAC evaluation: {Path(cfg.ckpt_path).name}",
+        title=f"CAC evaluation: {predictor.name}",
         settings={
-            "checkpoint": str(cfg.ckpt_path),
+            "checkpoint": ", ".join(str(p) for p in paths),
             "scoring": predictor.scoring,
             "model": predictor.describe(),
             "splits": list(cfg.splits),

@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABELS",
         help="label map in the image's geometry: 0 bg, 1 LM, 2 LAD, 3 CX, 4 RCA",
     )
-    src.add_argument("--ckpt", metavar="CKPT", help="a cac-train checkpoint (model inference)")
+    src.add_argument(
+        "--ckpt",
+        metavar="CKPT",
+        action="append",
+        help="a cac-train checkpoint (model inference); repeat to ensemble several of one recipe",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--series-uid", help="pick one series when a folder holds several")
     p.add_argument(

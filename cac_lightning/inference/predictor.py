@@ -26,6 +26,11 @@ the pixel spacing the network was trained at and the ranges it saw). It is read 
    grid's own candidates: the pixels the network learnt to judge. A candidates-only loss
    (``loss_region: candidates``) leaves every other pixel's logits untrained, and native
    noise above the threshold there was called calcium (docs/physical_units.md).
+
+:meth:`Predictor.from_checkpoints` builds one Predictor from several checkpoints of the same
+grid, window and scoring (e.g. one recipe trained with different seeds): each slice batch goes
+through every network and the members' mean log-probabilities (the normalised geometric mean of
+their softmax) take the place of the logits above.
 """
 
 from __future__ import annotations
@@ -79,6 +84,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def _net_multiple(net: Any) -> int:
     """Side multiple a network's input needs (2**(depth-1) for ours; 32 otherwise)."""
+    multiple = getattr(net, "multiple", None)
+    if isinstance(multiple, int) and multiple > 0:
+        return multiple
     depth = getattr(net, "depth", None)
     if isinstance(depth, int) and depth > 0:
         return 2 ** (depth - 1)
@@ -115,6 +123,54 @@ def _load(path: Path) -> dict:
     if not isinstance(hp, dict) or "net" not in hp or "state_dict" not in ckpt:
         raise InputError(f"{path}: not a cac-train checkpoint (no network hyper-parameters)")
     return ckpt
+
+
+def _build(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """The network of a cac-train checkpoint on ``device`` (eval mode) and its hyper-parameters."""
+    from cac_lightning.models import build_net
+
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    ckpt = _load(path)
+    hp = ckpt["hyper_parameters"]
+    names = tuple(hp.get("class_names", CLASS_NAMES))
+    if names != CLASS_NAMES:
+        raise InputError(f"{path}: class map {names} differs from this version's {CLASS_NAMES}")
+    net_cfg = dict(hp["net"])
+    net = build_net(net_cfg.pop("name"), **net_cfg)
+    state = {k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise InputError(
+            f"{path}: weights do not fit the network ({str(err).splitlines()[0]})"
+        ) from None
+    net.to(device).eval()
+    if hp.get("channels_last"):
+        net.to(memory_format=torch.channels_last)
+    return net, hp
+
+
+class _Ensemble(torch.nn.Module):
+    """Networks whose mean log-probabilities stand in for one network's logits."""
+
+    def __init__(self, nets: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.nets = torch.nn.ModuleList(nets)
+        self.multiple = max(_net_multiple(n) for n in nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([F.log_softmax(n(x).float(), dim=1) for n in self.nets]).mean(0)
+
+
+# What every member of an ensemble must share: (what, value in the hyper-parameters).
+_SHARED = {
+    "input window": lambda hp: list((hp.get("input") or {}).get("window", DEFAULT_WINDOW)),
+    "training spacing": lambda hp: (hp.get("data_geometry") or {}).get("spacing_mm"),
+    "training field of view": lambda hp: (hp.get("data_geometry") or {}).get("fov_mm"),
+    "scoring settings": lambda hp: dict(hp.get("scoring") or {}),
+}
 
 
 class Predictor:
@@ -169,31 +225,42 @@ class Predictor:
             InputError: a missing or unreadable file, not a cac-train checkpoint, a class map
                 of another version, or weights that do not fit the network.
         """
-        from cac_lightning.models import build_net
+        return cls.from_checkpoints([path], device, batch_size)
 
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"checkpoint {path} does not exist")
-        ckpt = _load(path)
-        hp = ckpt["hyper_parameters"]
-        names = tuple(hp.get("class_names", CLASS_NAMES))
-        if names != CLASS_NAMES:
-            raise InputError(f"{path}: class map {names} differs from this version's {CLASS_NAMES}")
-        net_cfg = dict(hp["net"])
-        net = build_net(net_cfg.pop("name"), **net_cfg)
-        state = {k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-        state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as err:
-            raise InputError(
-                f"{path}: weights do not fit the network ({str(err).splitlines()[0]})"
-            ) from None
+    @classmethod
+    def from_checkpoints(
+        cls,
+        paths: list[str | Path],
+        device: str | torch.device | None = "auto",
+        batch_size: int = 16,
+    ) -> Predictor:
+        """One Predictor for one checkpoint or, for several, their ensemble.
+
+        The members must share the input window, the training spacing and field of view and
+        the scoring settings; the first one's hyper-parameters describe the ensemble (its
+        training ranges for the domain-shift warnings).
+
+        Raises:
+            InputError: as :meth:`from_checkpoint`, or members that differ in what they share.
+        """
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise InputError("no checkpoint given")
         dev = resolve_device(device)
-        net.to(dev).eval()
-        if hp.get("channels_last"):
-            net.to(memory_format=torch.channels_last)
-        predictor = cls(net, hp, dev, batch_size, name=path.name)
+        built = [_build(p, dev) for p in paths]
+        net, first = built[0]
+        name = paths[0].name
+        for path, (_, hp) in zip(paths[1:], built[1:], strict=True):
+            for what, get in _SHARED.items():
+                if get(hp) != get(first):
+                    raise InputError(
+                        f"{path.name} and {paths[0].name} differ in their {what} "
+                        f"({get(hp)} vs {get(first)}): they cannot be ensembled"
+                    )
+        if len(built) > 1:
+            net = _Ensemble([n for n, _ in built]).to(dev).eval()
+            name = f"ensemble of {len(paths)}: " + ", ".join(str(p) for p in paths)
+        predictor = cls(net, first, dev, batch_size, name=name)
         predictor.spacing_mm  # noqa: B018 - a bad recorded spacing fails here, once
         return predictor
 
@@ -378,7 +445,9 @@ class Predictor:
         """Plain description for reports: network, device, precision, spacing."""
         return {
             "checkpoint": self.name,
-            "net": type(getattr(self.net, "net", self.net)).__name__,
+            "net": " + ".join(type(n).__name__ for n in self.net.nets)
+            if isinstance(self.net, _Ensemble)
+            else type(getattr(self.net, "net", self.net)).__name__,
             "device": str(self.device),
             "precision": "bf16-autocast" if self.autocast else "float32",
             "spacing_mm": self.spacing_mm,

@@ -66,14 +66,14 @@ def evaluate_patient(predictor: Predictor, base: Path, patient: str) -> dict:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--ckpt", required=True, action="append", help="repeat to ensemble")
     ap.add_argument("--coca", type=Path, required=True, help="COCA root (Gated_release_final)")
     ap.add_argument("--patients", nargs="*", default=None, help="patient folders (default all)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
     base = args.coca / "Gated_release_final"
     patients = args.patients or sorted(p.name for p in (base / "patient").iterdir())
-    predictor = Predictor.from_checkpoint(args.ckpt, device="cpu")
+    predictor = Predictor.from_checkpoints(args.ckpt, device="cpu")
     rows = [evaluate_patient(predictor, base, p) for p in patients]
     for r in rows:
         per = ", ".join(

@@ -200,3 +200,15 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
             a, b = callback.metrics[f"{split}/{key}"], metrics[f"{split}/{key}"]
             assert a == b or (math.isnan(a) and math.isnan(b)), (split, key, a, b)
     assert math.isfinite(metrics["test/agatston_mae"]) and math.isfinite(metrics["test/dice"])
+    # ckpt_path=[A,A]: an ensemble of one checkpoint twice scores as that checkpoint
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        ecfg2 = compose(config_name="eval", return_hydra_config=True, overrides=[
+            f"ckpt_path=[{ckpt},{ckpt}]", "data=manifest", f"data.data_dir={cohort}",
+            f"report_dir={tmp_path / 'report2'}", "device=cpu",
+        ])  # fmt: skip
+        HydraConfig().set_config(ecfg2)
+    metrics2, out2 = evaluate(ecfg2)
+    assert "ensemble of 2" in (out2 / "report.md").read_text()
+    for key in ("test/agatston_mae", "test/icc_agatston_total", "test/kappa", "test/dice"):
+        a, b = metrics[key], metrics2[key]
+        assert a == b or (math.isnan(a) and math.isnan(b)), (key, a, b)

@@ -145,3 +145,15 @@ def test_domain_warnings_in_json_and_strict_domain(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "outside the training domain" in err[0]
     assert not list(strict.glob("wide*.json"))
+
+
+def test_ensemble_of_checkpoints_scores_with_their_mean(tmp_path, make_lad_ckpt):
+    """`--ckpt A --ckpt B`: one ensemble; a surer RCA member outweighs the LAD one."""
+    lad = make_lad_ckpt(tmp_path / "lad.ckpt")
+    rca = make_lad_ckpt(tmp_path / "rca.ckpt", bias=(0, 0, 0, 0, 8))
+    out = tmp_path / "out"
+    series = _odd_series(tmp_path / "kv120", 120.0)
+    assert main([str(series), "--ckpt", str(lad), "--ckpt", str(rca), "--out", str(out)]) == 0
+    report = json.loads(next(out.glob("kv120-*.json")).read_text())
+    assert report["scores"]["RCA"]["agatston"] == pytest.approx(16.0)
+    assert report["scores"]["LAD"]["agatston"] == 0.0

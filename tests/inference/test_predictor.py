@@ -235,3 +235,32 @@ def test_warning_for_a_single_training_value():
     assert Predictor(MaskToLAD(), {"data_geometry": geometry}).warnings(odd) == [
         "slice thickness 1 mm differs from the training scans' 3 mm"
     ]
+
+
+def test_ensemble_averages_the_members_probabilities(tmp_path, make_lad_ckpt):
+    """The members' mean log-probabilities decide: a sure LAD member outweighs a less sure RCA
+    one and is outweighed by a surer one; two copies of one member give that member's labels."""
+    lad = make_lad_ckpt(tmp_path / "lad.ckpt")  # logit 5 for LAD
+    rca3 = make_lad_ckpt(tmp_path / "rca3.ckpt", bias=(0, 0, 0, 0, 3))
+    rca8 = make_lad_ckpt(tmp_path / "rca8.ckpt", bias=(0, 0, 0, 0, 8))
+    vol = _volume((2, 40, 40), 0.4)
+    vol.hu[0, 10:14, 10:14] = 400
+    calcium = (vol.hu >= 130).astype(np.uint8)
+
+    def labels(*members):
+        return Predictor.from_checkpoints(list(members), device="cpu").predict(vol)
+
+    assert calcium.sum() == 16
+    np.testing.assert_array_equal(labels(lad, lad), calcium * 2)
+    np.testing.assert_array_equal(labels(lad, rca3), calcium * 2)
+    np.testing.assert_array_equal(labels(lad, rca8), calcium * 4)
+    assert Predictor.from_checkpoints([lad, rca8], device="cpu").describe()["net"] == "UNet + UNet"
+
+
+def test_ensemble_members_must_share_grid_window_and_scoring(tmp_path, make_lad_ckpt):
+    a = make_lad_ckpt(tmp_path / "a.ckpt", data_geometry=GEOMETRY)
+    b = make_lad_ckpt(tmp_path / "b.ckpt", data_geometry={**GEOMETRY, "spacing_mm": 1.0})
+    with pytest.raises(InputError, match="training spacing"):
+        Predictor.from_checkpoints([a, b], device="cpu")
+    with pytest.raises(InputError, match="no checkpoint"):
+        Predictor.from_checkpoints([], device="cpu")
