@@ -75,12 +75,12 @@ run() {
 
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
-if [[ "$DRY" != 1 && "${GPU_SCALE_SKIP_DEMO:-0}" != 1 ]]; then
+if [[ "$DRY" != 1 ]]; then
   t0=$SECONDS
   timeout 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/gpu 2>&1 | tail -n 3
   echo "== pytest -m gpu: $((SECONDS - t0)) s"
 fi
-[[ "${GPU_SCALE_SKIP_DEMO:-0}" == 1 ]] || run demo_gpu 150 "${DEMO[@]}"
+run demo_gpu 150 "${DEMO[@]}"
 run scaled 420 "${SCALED[@]}" model.net.channels=[32,64,128,256,512] data.batch_size=32 \
   model.optimizer.lr=1e-3 model.scheduler.gamma=0.95
 ls -la "$OUT"

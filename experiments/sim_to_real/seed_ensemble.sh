@@ -19,17 +19,17 @@ shift 2
 seeds=("$@")
 [[ ${#seeds[@]} -gt 0 ]] || seeds=(42 1 2)
 here=$(cd "$(dirname "$0")" && pwd)
-ckpts=() files=()
+files=()
 for s in "${seeds[@]}"; do
     echo "== seed $s"
     cac-train experiment=demo seed="$s" paths.log_dir="$out/seed$s" logger=csv
     python "$here/evaluate_coca.py" --ckpt "$out/seed$s/demo/best.ckpt" --coca "$coca" \
         --json "$out/seed$s/coca.json"
-    ckpts+=(--ckpt "$out/seed$s/demo/best.ckpt")
     files+=("$out/seed$s/demo/best.ckpt")
 done
 echo "== ensemble of seeds ${seeds[*]}"
-python "$here/evaluate_coca.py" "${ckpts[@]}" --coca "$coca" --json "$out/ensemble_coca.json"
+python "$here/evaluate_coca.py" "${files[@]/#/--ckpt=}" --coca "$coca" \
+    --json "$out/ensemble_coca.json"
 # The ensemble on the demo's synthetic validation and test scans (the demo's data settings:
 # experiment/demo.yaml and recipe/cpu_grid.yaml), report in OUT_DIR/ensemble_eval.
 cac-eval "ckpt_path=[$(IFS=,; echo "${files[*]}")]" data.synthetic.n_scans=80 data.synthetic.size=256 \

@@ -175,20 +175,24 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
     trainer.test(objs["model"], datamodule=objs["datamodule"], ckpt_path=str(ckpt), verbose=False)
     callback = next(c for c in trainer.callbacks if isinstance(c, ScanAgatstonEvaluation))
     GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        ecfg = compose(
-            config_name="eval",
-            return_hydra_config=True,
-            overrides=[
-                f"ckpt_path={ckpt}",
-                "data=manifest",
-                f"data.data_dir={cohort}",
-                f"report_dir={tmp_path / 'report'}",
-                "device=cpu",
-            ],
-        )
-        HydraConfig().set_config(ecfg)
-    metrics, out = evaluate(ecfg)
+
+    def cac_eval(ckpt_path: str, report: str):
+        with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+            ecfg = compose(
+                config_name="eval",
+                return_hydra_config=True,
+                overrides=[
+                    f"ckpt_path={ckpt_path}",
+                    "data=manifest",
+                    f"data.data_dir={cohort}",
+                    f"report_dir={tmp_path / report}",
+                    "device=cpu",
+                ],
+            )
+            HydraConfig().set_config(ecfg)
+        return evaluate(ecfg)
+
+    metrics, out = cac_eval(str(ckpt), "report")
     report = json.loads((out / "metrics.json").read_text())
     assert set(report["splits"]) == {"test", "test_zero"}
     assert "table7" in report["splits"]["test"] and "table5" in report["splits"]["test"]
@@ -201,13 +205,7 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
             assert a == b or (math.isnan(a) and math.isnan(b)), (split, key, a, b)
     assert math.isfinite(metrics["test/agatston_mae"]) and math.isfinite(metrics["test/dice"])
     # ckpt_path=[A,A]: an ensemble of one checkpoint twice scores as that checkpoint
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        ecfg2 = compose(config_name="eval", return_hydra_config=True, overrides=[
-            f"ckpt_path=[{ckpt},{ckpt}]", "data=manifest", f"data.data_dir={cohort}",
-            f"report_dir={tmp_path / 'report2'}", "device=cpu",
-        ])  # fmt: skip
-        HydraConfig().set_config(ecfg2)
-    metrics2, out2 = evaluate(ecfg2)
+    metrics2, out2 = cac_eval(f"[{ckpt},{ckpt}]", "report2")
     assert "ensemble of 2" in (out2 / "report.md").read_text()
     for key in ("test/agatston_mae", "test/icc_agatston_total", "test/kappa", "test/dice"):
         a, b = metrics[key], metrics2[key]
