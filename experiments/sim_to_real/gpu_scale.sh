@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Does more synthetic data and a wider network transfer better? One GPU, one command (<= 9 min):
+# Several draws of the demo recipe and one with more data, on one GPU, in one command (<= 9 min):
 #   1. pytest -m gpu;
-#   2. `cac-train experiment=demo` exactly as `make demo` runs it (timing on a GPU);
-#   3. "scaled": the demo's grid and loss (1.0 mm, 128 mm window, Dice + focal on the candidates)
-#      with 3x the synthetic scans (240), the paper's channel widths (U-Net++ 32..512), batch 32,
-#      40 epochs x 4000 slices (lr 1e-3, x0.95 per epoch, as the paper's 5 % decay), stopped by
-#      Lightning's max_time at 3 minutes of fitting.
-# Each run's log streams into OUTDIR (so a run cut off by a time limit still leaves it), then its
-# metrics.json and a weights-only copy of its best checkpoint (split in 15 MiB parts where larger;
-# `cat NAME.ckpt.part_* > best.ckpt` joins them): at most 8 files, to be scored on the COCA scans
-# where they are (experiments/sim_to_real/evaluate_coca.py): the scans never travel. Each run is
-# time-boxed (GPU_SCALE_BUDGET_S, default 480 s in all).
+#   2. `cac-train experiment=demo seed=S` for each seed of GPU_SEEDS (default "42 1 2 3"), exactly
+#      as `make demo` runs it, on one shared synthetic cohort: how widely does the recipe spread?
+#   3. "more_data": the same recipe and network on 3x the synthetic scans (240) with 3x the
+#      slices per epoch (so each scan is seen as often): does more synthetic data transfer better?
+#      (A run at the paper's channel widths would not come back: its checkpoint, ~140 MB, is over
+#      what the GPU machine returns.)
+# Each run's log streams into OUTDIR (so a run cut off by a time limit still leaves it); the runs'
+# metrics.json and weights-only best checkpoints come back as OUTDIR/results.tgz (one file, ~2.3 MB
+# a run), to be scored on the COCA scans where they are (experiments/sim_to_real/evaluate_coca.py):
+# the scans never travel. Each run is time-boxed (GPU_SCALE_BUDGET_S, default 480 s in all).
 #
 #   bash experiments/sim_to_real/gpu_scale.sh OUTDIR            # on the GPU machine
 #   GPU_SCALE_DRY=1 bash experiments/sim_to_real/gpu_scale.sh OUTDIR   # CPU, tiny: checks the script
@@ -22,39 +22,35 @@ OUT="${1:?usage: gpu_scale.sh OUTDIR}"
 PY="${PYTHON:-python3}"
 DRY="${GPU_SCALE_DRY:-0}"
 BUDGET="${GPU_SCALE_BUDGET_S:-480}"
+SEEDS="${GPU_SEEDS:-42 1 2 3}"
 mkdir -p "$OUT"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu_scale.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/keep"
 export WANDB_MODE=offline PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1
 
 if [[ "$DRY" == 1 ]]; then
   DEMO=(data.synthetic.n_scans=10 data.synthetic.size=128 trainer.max_epochs=1
         data.samples_per_epoch=32 trainer.check_val_every_n_epoch=1 trainer.accelerator=cpu)
-  SCALED=(data.synthetic.n_scans=12 data.synthetic.size=128 trainer.max_epochs=1
-          data.samples_per_epoch=64 trainer.check_val_every_n_epoch=1 trainer.accelerator=cpu
-          data.num_workers=1)
+  MORE=(data.synthetic.n_scans=12 data.synthetic.size=128 trainer.max_epochs=1
+        data.samples_per_epoch=48 trainer.check_val_every_n_epoch=1 trainer.accelerator=cpu)
 else
   DEMO=()
-  SCALED=(trainer=gpu data.synthetic.n_scans=240 data.num_workers=12 trainer.max_epochs=40
-          data.samples_per_epoch=4000 trainer.check_val_every_n_epoch=5
-          +trainer.max_time=00:00:03:00)
+  MORE=(data.synthetic.n_scans=240 data.samples_per_epoch=1440 data.num_workers=6)
 fi
 
-# keep NAME DIR: metrics and a weights-only best checkpoint of the run in DIR, into OUT.
+# keep NAME DIR: metrics and a weights-only best checkpoint of the run in DIR, into WORK/keep.
 keep() {
   local name="$1" dir="$2"
-  cp "$dir/demo/metrics.json" "$OUT/${name}_metrics.json" 2>/dev/null || echo "$name: no metrics.json"
-  "$PY" - "$dir/demo/best.ckpt" "$OUT/${name}.ckpt" <<'EOF'
+  cp "$dir/demo/metrics.json" "$WORK/keep/${name}_metrics.json" 2>/dev/null ||
+    echo "$name: no metrics.json"
+  "$PY" - "$dir/demo/best.ckpt" "$WORK/keep/${name}.ckpt" <<'EOF'
 import sys, torch
 ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
 keep = ("hyper_parameters", "state_dict", "epoch", "global_step", "pytorch-lightning_version")
 torch.save({k: ckpt[k] for k in keep if k in ckpt}, sys.argv[2])
 EOF
-  local size
-  size=$(stat -c %s "$OUT/${name}.ckpt")
-  if ((size > 15 * 1024 * 1024)); then
-    split -b 15M -d "$OUT/${name}.ckpt" "$OUT/${name}.ckpt.part_" && rm "$OUT/${name}.ckpt"
-  fi
+  tar -czf "$OUT/results.tgz" -C "$WORK/keep" .  # rewritten after each run: a cut-off leaves it
 }
 
 # run NAME LIMIT_S OVERRIDES...: cac-train experiment=demo with the overrides, time-boxed (at most
@@ -69,7 +65,7 @@ run() {
     "paths.log_dir=$WORK/$name" "paths.data_dir=$WORK/data" "$@" >"$OUT/${name}.log" 2>&1
   local rc=$?
   echo "== $name: exit $rc, $((SECONDS - t0)) s of its $limit s (cohort generation included)"
-  grep -E "^(Agatston (ICC|MAE), total|Risk kappa)|max_time|Error" "$OUT/${name}.log" | tail -n 6
+  grep -E "^(Agatston (ICC|MAE), total|Risk kappa)|Error" "$OUT/${name}.log" | tail -n 6
   ((rc == 0)) && keep "$name" "$WORK/$name"
 }
 
@@ -80,7 +76,11 @@ if [[ "$DRY" != 1 ]]; then
   timeout 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/gpu 2>&1 | tail -n 3
   echo "== pytest -m gpu: $((SECONDS - t0)) s"
 fi
-run demo_gpu 150 "${DEMO[@]}"
-run scaled 420 "${SCALED[@]}" model.net.channels=[32,64,128,256,512] data.batch_size=32 \
-  model.optimizer.lr=1e-3 model.scheduler.gamma=0.95
+first=1
+for seed in $SEEDS; do
+  # the first run also generates and caches the shared cohort
+  run "demo_seed$seed" $((first ? 150 : 75)) "${DEMO[@]}" "seed=$seed"
+  first=0
+done
+run more_data 260 "${MORE[@]}"
 ls -la "$OUT"

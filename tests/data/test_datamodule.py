@@ -195,7 +195,8 @@ def test_real_synthetic_generator(tmp_path):
     info.write_text(json.dumps(meta))
     old = CACDataModule(str(tmp_path / "syn"), synthetic={"n_scans": 5, "seed": 0, "size": 64})
     for step in (old.check_source, old.prepare_data):
-        with pytest.raises(InputError, match="generator version 1, this one writes version 2"):
+        expected = f"generator version 1, this one writes version {synth.COHORT_VERSION}"
+        with pytest.raises(InputError, match=expected):
             step()
     assert json.loads(info.read_text()) == meta
 

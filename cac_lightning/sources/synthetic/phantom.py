@@ -15,6 +15,12 @@ from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 from cac_lightning.sources.synthetic.anatomy import SLICE_MM, coronary_tree, sample_anatomy
+from cac_lightning.sources.synthetic.artefacts import (
+    add_motion,
+    motion_level,
+    slice_profile,
+    streaks,
+)
 from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
 from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sample_plaques
 from cac_lightning.sources.synthetic.render import render_anatomy
@@ -98,7 +104,7 @@ class SynthScan:
         meta: what the scan contains (plaque count, stent vessel, hard negatives, ...).
         parts: with ``make_scan(..., keep_parts=True)``, float32 (z, y, x) components in HU:
             ``tissue`` (blurred anatomy), ``negatives`` (aortic/valve calcium, stent),
-            ``calcium`` (coronary plaques).
+            ``calcium`` (coronary plaques), ``streaks`` (streaks and halo around them).
     """
 
     hu: np.ndarray
@@ -211,8 +217,11 @@ def make_scan(
     if size < 16:
         raise InputError(f"size must be >= 16 pixels, got {size}")
     opt = options or SynthOptions()
-    params_ss, noise_ss = np.random.SeedSequence([int(seed), int(index)]).spawn(2)
+    # Three streams: anatomy and lesions, noise, texture (plaque shapes, motion, streaks). A
+    # SeedSequence's first children do not depend on how many are spawned.
+    params_ss, noise_ss, texture_ss = np.random.SeedSequence([int(seed), int(index)]).spawn(3)
     rng = np.random.default_rng(params_ss)
+    trng = np.random.default_rng(texture_ss)
     anat = sample_anatomy(rng, opt.fov_mm, opt.n_slices)
     px = round(anat.fov_mm / size, 6)
     grid = Grid(size, anat.n_slices, px * size, SLICE_MM, anat.z0_mm)
@@ -228,16 +237,21 @@ def make_scan(
     )
     zero = is_zero_scan(index, opt.zero_fraction)
     burden = float(rng.uniform()) ** 0.75
-    plaques = [] if zero else sample_plaques(rng, tree, burden, avoid=stented)
+    plaques = [] if zero else sample_plaques(rng, tree, burden, avoid=stented, texture=trng)
     noise_sd = float(rng.uniform(*opt.noise_sd))
     table = (rng.uniform(-40, 40), rng.uniform(-200, -120), rng.uniform(-320, -60))
 
+    motion = motion_level(trng)
+    negatives = add_motion(negatives, motion, trng)
+    plaques = add_motion(plaques, motion, trng)
+
     psf = _psf_var(grid)
-    tissue = render_anatomy(anat, grid, tree)
+    tissue = slice_profile(render_anatomy(anat, grid, tree))
     sig_xy = np.sqrt(PSF_SIGMA_XY**2 + grid.px**2 / 12.0) / grid.px
     tissue = ndi.gaussian_filter(tissue, (0, sig_xy, sig_xy), mode="nearest", truncate=3.0)
     neg = _render_beads(negatives, grid, psf)
     calc, best, owner = _render_plaques(plaques, grid, psf, tissue)
+    streak = streaks(neg + calc, grid, trng)
 
     nrng = np.random.default_rng(noise_ss)
     noise = nrng.standard_normal(grid.shape, dtype=np.float32)
@@ -246,7 +260,7 @@ def make_scan(
         noise = ndi.gaussian_filter(noise, (0, sig_n, sig_n), mode="wrap", truncate=3.0)
     noise *= np.float32(noise_sd / max(float(noise.std()), 1e-6))
 
-    img = tissue + neg + calc + noise
+    img = tissue + neg + calc + streak + noise
     hu = np.clip(np.rint(img), HU_MIN, HU_MAX).astype(np.int16)
     support = (best >= SUPPORT_HU) & (calc >= neg) & (tissue < CALCIUM_HU) & (hu >= CALCIUM_HU)
     labels = np.where(support, owner, 0).astype(np.uint8)
@@ -268,8 +282,11 @@ def make_scan(
         "negatives": sorted({o.kind for o in negatives}),
         "stent_vessel": next((o.vessel for o in negatives if o.kind == "stent"), ""),
         "noise_sd": noise_sd,
+        "motion": motion,
         "fov_mm": grid.fov_mm,
         "heart_centre_mm": [float(v) for v in anat.heart_centre + np.array(table)],
     }
-    parts = {"tissue": tissue, "negatives": neg, "calcium": calc} if keep_parts else None
+    parts = None
+    if keep_parts:
+        parts = {"tissue": tissue, "negatives": neg, "calcium": calc, "streaks": streak}
     return SynthScan(hu, labels, geometry, patient_id(index), meta, parts)

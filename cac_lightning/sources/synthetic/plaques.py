@@ -82,8 +82,13 @@ def _chain(
     angle: float,
     rng: np.random.Generator,
     step: float = 0.6,
+    texture: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Beads along a vessel from arc length ``s0`` over ``length`` mm (a plaque or a strut)."""
+    """Beads along a vessel from arc length ``s0`` over ``length`` mm (a plaque or a strut).
+
+    With ``texture`` the chain is irregular (:func:`_irregular`); its draws come from that
+    generator only, so ``rng`` makes the same draws either way.
+    """
     m = max(int(round(length / step)), 1)
     if m == 1:
         ss = np.array([s0 + length / 2])
@@ -96,13 +101,47 @@ def _chain(
         base = amplitude * (length / m) / (np.sqrt(2 * np.pi) * sig_t)
         bell = 0.55 + 0.45 * np.sin(np.pi * (np.arange(m) + 0.5) / m)
         per = base * bell * rng.uniform(0.8, 1.2, size=m)
+    offsets, angles = np.full(m, offset), np.full(m, angle)
+    squash, tilt = 1.0, 0.0
+    if texture is not None:
+        offsets, angles, squash, tilt, shape = _irregular(m, offset, angle, length, texture)
+        per = per * shape
     centres, covs = [], []
-    for s in ss:
+    for s, off, ang in zip(ss, offsets, angles, strict=True):
         p, t, r = vessel.at(s)
         e1, e2 = _perp_basis(t)
-        centres.append(p + offset * r * (np.cos(angle) * e1 + np.sin(angle) * e2))
-        covs.append(_tube_cov(t, sig_t, sigma_across))
+        centres.append(p + off * r * (np.cos(ang) * e1 + np.sin(ang) * e2))
+        cov = _tube_cov(t, sig_t, sigma_across)
+        if squash != 1.0:  # flattened cross-section (area kept), rotated by `tilt`
+            a = np.cos(tilt) * e1 + np.sin(tilt) * e2
+            b = np.cross(t, a)
+            cov = sig_t**2 * np.outer(t, t) + sigma_across**2 * (
+                squash**2 * np.outer(a, a) + np.outer(b, b) / squash**2
+            )
+        covs.append(cov)
     return np.asarray(centres), np.asarray(covs), np.asarray(per, dtype=np.float64)
+
+
+def _irregular(m: int, offset: float, angle: float, length: float, rng: np.random.Generator):
+    """Irregular plaque geometry for a chain of ``m`` beads.
+
+    Real calcifications are not smooth tubes: their position in the wall wanders (random walk
+    of the angle, jittered offset), their cross-section is flattened (a crescent in the wall),
+    and a third are spotty (nodules along the vessel).
+
+    Returns:
+        ``(offsets (m,), angles (m,), squash, tilt, amplitude factors (m,))``.
+    """
+    angles = angle + np.cumsum(rng.normal(0.0, 0.25, size=m))
+    offsets = np.clip(offset * np.exp(rng.normal(0.0, 0.2, size=m)), 0.0, 0.9)
+    squash = float(np.exp(rng.uniform(-0.5, 0.5)))
+    tilt = float(rng.uniform(0.0, np.pi))
+    shape = np.ones(m)
+    cycles, phase, spotty = rng.uniform(0.15, 0.35), rng.uniform(0, 2 * np.pi), rng.uniform()
+    if spotty < 0.35 and m > 2:
+        pos = (np.arange(m) + 0.5) * length / m
+        shape = np.clip(1.0 + 0.7 * np.sin(2 * np.pi * cycles * pos + phase), 0.15, None)
+    return offsets, angles, squash, tilt, shape
 
 
 def _place(frac: float, length: float, total: float, avoid: tuple[float, float] | None) -> float:
@@ -131,6 +170,7 @@ def sample_plaques(
     tree: dict[str, Vessel],
     burden: float,
     avoid: dict[str, tuple[float, float]] | None = None,
+    texture: np.random.Generator | None = None,
 ) -> list[Beads]:
     """Draw the calcified plaques of one calcium-positive scan.
 
@@ -139,6 +179,7 @@ def sample_plaques(
         tree: coronary centre-lines.
         burden: 0..1 disease burden; more, longer and denser plaques as it grows.
         avoid: per vessel an arc-length interval (mm) kept free (a stented segment).
+        texture: generator of the plaques' irregular shapes (None: smooth bead chains).
 
     Returns:
         One :class:`Beads` per plaque (at least one).
@@ -165,7 +206,7 @@ def sample_plaques(
         ves = tree[name]
         length = min(length, 0.8 * ves.length)
         s0 = _place(frac, length, ves.length, avoid.get(name))
-        c, cov, a = _chain(ves, s0, length, sigma, amp, offset, angle, rng)
+        c, cov, a = _chain(ves, s0, length, sigma, amp, offset, angle, rng, texture=texture)
         out.append(Beads("plaque", name, c, cov, a, min_peak=floor))
     return out
 

@@ -268,8 +268,11 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
             ((-0.45, -0.1, -0.55), (0.35, 0.4, 0.4)),  # RA
         ):
             c = hc + (np.asarray(off) * semi) @ axes
-            qc = ellipsoid_q(grid, heart_box, c, axes, semi * np.asarray(scale))
-            _paint(vol, qc <= 1, heart_box, v["blood"])
+            c_semi = semi * np.asarray(scale)
+            c_box = grid.box(c - c_semi.max(), c + c_semi.max())  # the chamber's own box
+            if c_box is not None:
+                qc = ellipsoid_q(grid, c_box, c, axes, c_semi)
+                _paint(vol, qc <= 1, c_box, v["blood"])
         for start, d, r, length in vessels3d[:1]:
             m, box = _cylinder(grid, start - 8.0 * d, d, r, length + 8.0)
             _paint(vol, m, box, v["blood"])
