@@ -167,6 +167,8 @@ def icc_a1_ratings(ratings: np.ndarray, alpha: float = 0.05) -> ICCResult:
     - every rating identical (no variance): icc nan, reason "no variance".
     - every row constant but rows differ (perfect agreement): icc 1.0, CI (1, 1),
       F inf, p 0.
+    - a zero denominator (no variance between rows or columns, only residual: two subjects
+      whose ratings the raters swap): all nan, reason "undefined: ...".
 
     Args:
         ratings: (n, k) array of finite numbers.
@@ -204,7 +206,11 @@ def icc_a1_ratings(ratings: np.ndarray, alpha: float = 0.05) -> ICCResult:
     mse = ss_err / df2
     if ss_err <= tiny and ss_cols <= tiny:
         return ICCResult(1.0, 1.0, 1.0, math.inf, df1, df2, 0.0, n, "perfect agreement")
-    icc = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+    denom = msr + (k - 1) * mse + k * (msc - mse) / n
+    if abs(denom) <= tiny / max(df2, 1):  # e.g. two scans whose scores the raters swap
+        why = "undefined: no variance between subjects or raters, only disagreement"
+        return ICCResult(NAN, NAN, NAN, NAN, df1, df2, NAN, n, why)
+    icc = (msr - mse) / denom
     with np.errstate(divide="ignore", invalid="ignore"):
         f_value = msr / mse if mse > 0 else math.inf
         p_value = float(stats.f.sf(f_value, df1, df2)) if mse > 0 else 0.0

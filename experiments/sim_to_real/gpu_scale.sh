@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Several draws of the demo recipe and one with more data, on one GPU, in one command (<= 9 min):
-#   1. pytest -m gpu;
+#   1. pytest -m gpu (GPU_PYTEST=0 skips it);
 #   2. `cac-train experiment=demo seed=S` for each seed of GPU_SEEDS (default "42 1 2 3"), exactly
 #      as `make demo` runs it, on one shared synthetic cohort: how widely does the recipe spread?
 #   3. "more_data": the same recipe and network on 3x the synthetic scans (240) with 3x the
-#      slices per epoch (so each scan is seen as often): does more synthetic data transfer better?
+#      slices per epoch (so each scan is seen as often), for each seed of GPU_MORE_SEEDS (default
+#      "42"): does more synthetic data transfer better? (Either list may be empty: GPU_SEEDS=.)
 #      (A run at the paper's channel widths would not come back: its checkpoint, ~140 MB, is over
 #      what the GPU machine returns.)
 # Each run's log streams into OUTDIR (so a run cut off by a time limit still leaves it); the runs'
@@ -22,7 +23,8 @@ OUT="${1:?usage: gpu_scale.sh OUTDIR}"
 PY="${PYTHON:-python3}"
 DRY="${GPU_SCALE_DRY:-0}"
 BUDGET="${GPU_SCALE_BUDGET_S:-480}"
-SEEDS="${GPU_SEEDS:-42 1 2 3}"
+SEEDS="${GPU_SEEDS-42 1 2 3}"
+MORE_SEEDS="${GPU_MORE_SEEDS-42}"
 mkdir -p "$OUT"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu_scale.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
@@ -71,7 +73,7 @@ run() {
 
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
-if [[ "$DRY" != 1 ]]; then
+if [[ "$DRY" != 1 && "${GPU_PYTEST:-1}" == 1 ]]; then
   t0=$SECONDS
   timeout 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/gpu 2>&1 | tail -n 3
   echo "== pytest -m gpu: $((SECONDS - t0)) s"
@@ -82,5 +84,9 @@ for seed in $SEEDS; do
   run "demo_seed$seed" $((first ? 150 : 75)) "${DEMO[@]}" "seed=$seed"
   first=0
 done
-run more_data 260 "${MORE[@]}"
+first=1
+for seed in $MORE_SEEDS; do
+  run "more_data_seed$seed" $((first ? 260 : 120)) "${MORE[@]}" "seed=$seed"
+  first=0
+done
 ls -la "$OUT"

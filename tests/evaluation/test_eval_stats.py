@@ -114,6 +114,9 @@ def test_icc_rater_order_does_not_matter():
         ([], [], "fewer than 2 subjects"),
         ([3.0], [3.0], "fewer than 2 subjects"),
         ([0, 0, 0], [0, 0, 0], "no variance"),
+        # two scans whose scores the prediction swaps: once a ZeroDivisionError that stopped a
+        # leave-one-out fine-tuning run in its validation callback
+        ([0.0, 74.6], [74.6, 0.0], "undefined"),
     ],
 )
 def test_icc_degenerate_gives_nan(ref, pred, reason):

@@ -38,6 +38,7 @@ __all__ = [
     "BONE_MIN_MM2",
     "ROI_RADIUS_MM",
     "CohortStats",
+    "coca_scans",
     "coca_stats",
     "cohort_stats",
     "format_stats",
@@ -165,8 +166,11 @@ def scan_stats(hu: np.ndarray, labels: np.ndarray, geometry: Geometry) -> dict:
     }
 
 
-def coca_stats(root: str | Path) -> CohortStats:
-    """Statistics of a COCA root (holding ``Gated_release_final``)."""
+def coca_scans(root: str | Path):
+    """Yield ``(hu, labels, geometry)`` of each scan of a COCA root (``Gated_release_final``).
+
+    Labels are the expert ROIs rasterised on the native voxels (vessel numbers, HU >= 130).
+    """
     from cac_lightning.io import read_volume
     from cac_lightning.sources.coca import parse_coca_xml
     from cac_lightning.sources.coca_labels import rasterise_rois
@@ -176,7 +180,6 @@ def coca_stats(root: str | Path) -> CohortStats:
     patients = sorted((base / "patient").iterdir()) if (base / "patient").is_dir() else []
     if not patients:
         raise InputError(f"{root}: no COCA patients under {base / 'patient'}")
-    out = CohortStats(source=f"COCA ({root.name})")
     for pdir in patients:
         xml = base / "calcium_xml" / f"{pdir.name}.xml"
         series = [d for d in sorted(pdir.iterdir()) if d.is_dir()]
@@ -186,7 +189,14 @@ def coca_stats(root: str | Path) -> CohortStats:
         vol = read_volume(series[0])
         rois = parse_coca_xml(xml) if xml.is_file() else []
         labels, _ = rasterise_rois(rois, vol.hu, vol.geometry, where=f"{pdir.name}: ")
-        out.add(scan_stats(vol.hu, labels, vol.geometry))
+        yield vol.hu, labels, vol.geometry
+
+
+def coca_stats(root: str | Path) -> CohortStats:
+    """Statistics of a COCA root (holding ``Gated_release_final``)."""
+    out = CohortStats(source=f"COCA ({Path(root).name})")
+    for hu, labels, geometry in coca_scans(root):
+        out.add(scan_stats(hu, labels, geometry))
     return out
 
 
