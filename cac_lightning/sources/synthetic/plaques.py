@@ -126,7 +126,7 @@ def _irregular(m: int, offset: float, angle: float, length: float, rng: np.rando
     """Irregular plaque geometry for a chain of ``m`` beads.
 
     Real calcifications are not smooth tubes: their position in the wall wanders (random walk
-    of the angle, jittered offset), their cross-section is flattened (a crescent in the wall),
+    of the angle, jittered offset), their cross-section is flattened (an ellipse in the wall),
     and a third are spotty (nodules along the vessel).
 
     Returns:
