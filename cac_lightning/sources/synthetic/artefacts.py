@@ -138,10 +138,11 @@ def streaks(dense: np.ndarray, grid: Grid, rng: np.random.Generator) -> np.ndarr
             vals = np.where(lab[obj] == k, sl[obj], 0.0)
             if vals.max() < STREAK_SOURCE_HU:
                 continue
-            mass = float(vals.sum()) * area
+            total = float(vals.sum())
+            mass = total * area
             yy, xx = np.indices(vals.shape)
-            cy = obj[0].start + float((vals * yy).sum()) / float(vals.sum())
-            cx = obj[1].start + float((vals * xx).sum()) / float(vals.sum())
+            cy = obj[0].start + float((vals * yy).sum()) / total
+            cx = obj[1].start + float((vals * xx).sum()) / total
             c = (float(grid.x[0]) + cx * grid.px, float(grid.y[0]) + cy * grid.px)
             amp = min(STREAK_HU_PER_MASS * mass, STREAK_MAX_HU)
             box = (_span(grid, cy, reach), _span(grid, cx, reach))
