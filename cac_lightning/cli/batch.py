@@ -55,6 +55,11 @@ def score_with_checkpoint(args, config) -> int:
         raise InputError(
             f"{', '.join(args.ckpt)}: the network hyper-parameters do not fit this version ({err})"
         ) from None
+    floor = getattr(args, "lesion_floor", None)
+    if floor is not None:
+        if not 0.0 <= floor < 1.0:
+            raise InputError(f"--lesion-floor must be in [0, 1), got {floor}")
+        predictor.set_floor(floor)
     cfg = config(predictor.scoring)
     strict = bool(getattr(args, "strict_domain", False))
     prepare_out_dir(out)
@@ -121,6 +126,7 @@ def _score_one(
     t2 = time.perf_counter()
     report = scan_report(vol, labels, cfg)
     report["threshold_hu"] = threshold
+    report["lesion_floor"] = predictor.floor_for(vol)
     report["warnings"] = warnings
     t3 = time.perf_counter()
     report["timing_s"] = {

@@ -1,7 +1,8 @@
 """``cac-eval``: the paper's evaluation report for a checkpoint on a dataset split.
 
 ``cac-eval ckpt_path=CKPT [data=...] [splits=[test,test_zero]] [logger=wandb]`` (or
-``ckpt_path=[CKPT,CKPT,...]``: an ensemble, :meth:`Predictor.from_checkpoints`) writes
+``ckpt_path=[CKPT,CKPT,...]``: an ensemble, :meth:`Predictor.from_checkpoints`;
+``lesion_floor=P`` replaces the checkpoint's lesion-confidence floor, 0 removes it) writes
 ``report_dir`` (``metrics.json``, ``report.md``, ``records.jsonl``, PNG plots) and, with a
 W&B logger, logs the tables and plots to W&B.
 """
@@ -35,6 +36,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     check_config(cfg)
     paths = cfg.ckpt_path if OmegaConf.is_list(cfg.ckpt_path) else [cfg.ckpt_path]
     predictor = Predictor.from_checkpoints(list(paths), cfg.device, cfg.batch_size)
+    if cfg.get("lesion_floor") is not None:
+        predictor.set_floor(float(cfg.lesion_floor))
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("test")

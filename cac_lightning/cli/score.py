@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --seg: leave those patient/study attributes empty (UIDs are kept)",
     )
+    g.add_argument(
+        "--lesion-floor",
+        type=float,
+        metavar="P",
+        help="drop predicted lesions whose mean foreground probability is below P "
+        "(default: the checkpoint's calibrated floor; 0 keeps every lesion)",
+    )
     g.add_argument("--save-labels", action="store_true", help="predicted label map as .nii.gz")
     g.add_argument(
         "--strict-domain",
@@ -146,8 +153,8 @@ def _main(argv: list[str] | None = None) -> int:
         return score_with_checkpoint(args, make_config)
     if len(args.inputs) != 1:
         raise InputError("--mask scores exactly one INPUT")
-    if args.overlays or args.seg or args.save_labels:
-        raise InputError("--overlays, --seg and --save-labels need --ckpt")
+    if args.overlays or args.seg or args.save_labels or args.lesion_floor is not None:
+        raise InputError("--overlays, --seg, --save-labels and --lesion-floor need --ckpt")
     from cac_lightning.io import read_label_map, read_volume
     from cac_lightning.io.results import scan_report
     from cac_lightning.io.scan_outputs import (

@@ -2,7 +2,9 @@
 
 ``cac-train experiment=demo``; ``cac-train -m model/net=unet,unetplusplus`` runs both;
 ``cac-train ckpt_path=.../last.ckpt`` resumes; ``cac-train init_from=CKPT`` fine-tunes (weights
-only: fresh optimiser, epoch 0, any dataset). The run folder holds checkpoints,
+only: fresh optimiser, epoch 0, any dataset). With ``calibrate_lesion_floor=true`` the best
+checkpoint's lesion-confidence floor is chosen on the validation scans after fitting, before the
+test (:mod:`cac_lightning.evaluation.calibration`). The run folder holds checkpoints,
 the CSV log, the offline W&B run and ``metrics.json`` (the end-of-run summary).
 """
 
@@ -68,6 +70,36 @@ def _export_best(trainer, dest: str) -> None:
     print(
         f"score your own DICOM series with it: cac-score DICOM_FOLDER --ckpt {dest} --out OUT_DIR"
     )
+
+
+def _calibrate_floor(trainer, model, datamodule) -> None:
+    """Choose the best checkpoint's lesion-confidence floor on the validation scans
+    (:mod:`cac_lightning.evaluation.calibration`); record it in the module's hyper-parameters
+    (so the test uses it) and in the checkpoint file (so cac-score and the exported copy do).
+
+    Every rank computes the same floor (the same weights and scans); rank 0 rewrites the file.
+    """
+    import torch
+
+    from cac_lightning.evaluation.calibration import calibrate_floor
+    from cac_lightning.inference import Predictor
+    from cac_lightning.io.atomic import atomic_path
+
+    cb = trainer.checkpoint_callback
+    best = cb.best_model_path if cb is not None else ""
+    scans = datamodule.scans("val") if best and hasattr(datamodule, "scans") else []
+    if not scans:
+        log.warning("no best checkpoint or no validation scans: no lesion-confidence floor")
+        return
+    predictor = Predictor.from_checkpoint(best, device=model.device)
+    record = calibrate_floor(predictor, scans)
+    model.hparams["lesion_confidence"] = record
+    if trainer.is_global_zero:
+        ckpt = torch.load(best, map_location="cpu", weights_only=True)
+        ckpt["hyper_parameters"]["lesion_confidence"] = record
+        with atomic_path(best) as tmp:
+            torch.save(ckpt, tmp)
+    trainer.strategy.barrier()
 
 
 def _finish_wandb() -> None:
@@ -144,6 +176,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         metrics[f"best/{cfg.monitor}"] = float(ckpt.best_model_score)
 
     export = cfg.get("export_ckpt") if cfg.get("train") else None
+    if cfg.get("calibrate_lesion_floor") and cfg.get("train"):
+        _calibrate_floor(trainer, model, datamodule)
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:

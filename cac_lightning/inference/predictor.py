@@ -25,7 +25,10 @@ the pixel spacing the network was trained at and the ranges it saw). It is read 
    native voxels, and, on a resampled grid, only within one training-grid pixel of that
    grid's own candidates: the pixels the network learnt to judge. A candidates-only loss
    (``loss_region: candidates``) leaves every other pixel's logits untrained, and native
-   noise above the threshold there was called calcium (docs/physical_units.md).
+   noise above the threshold there was called calcium (docs/physical_units.md);
+5. when the checkpoint records a lesion-confidence floor (``lesion_confidence``) and the scan
+   lies inside its training domain (:meth:`Predictor.floor_for`), drops the predicted lesions
+   whose mean foreground probability is below it (:mod:`cac_lightning.inference.confidence`).
 
 :meth:`Predictor.from_checkpoints` builds one Predictor from several checkpoints of the same
 grid, window and scoring (e.g. one recipe trained with different seeds): each slice batch goes
@@ -48,6 +51,7 @@ import torch.nn.functional as F
 
 from cac_lightning.data.resample import Window, cut_window, fov_pixels, fov_window, window_slices
 from cac_lightning.errors import InputError
+from cac_lightning.inference.confidence import apply_floor, recorded_floor
 from cac_lightning.models.inputs import (
     AIR_HU,
     DEFAULT_WINDOW,
@@ -104,6 +108,11 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, in
     if ph or pw:
         x = F.pad(x, (pad[2], pad[3], pad[0], pad[1]), value=AIR_HU)
     return x, pad
+
+
+def _foreground(logits: torch.Tensor, wanted: bool) -> torch.Tensor | None:
+    """(B, H, W) ``1 - P(background)`` of (B, C, H, W) logits (or log-probabilities)."""
+    return 1.0 - torch.softmax(logits, dim=1)[:, 0] if wanted else None
 
 
 def _load(path: Path) -> dict:
@@ -181,7 +190,8 @@ class Predictor:
         hparams: the module's hyper-parameters (plain dict): ``input`` (``window``),
             ``scoring`` (:class:`~cac_lightning.scoring.ScoringConfig` fields),
             ``data_geometry`` (see ``docs``/interfaces: ``spacing_mm``, ``fov_mm``,
-            ``pixel_spacing_mm``, ``slice_thickness_mm``, ``fov_range_mm``, ``kvp``).
+            ``pixel_spacing_mm``, ``slice_thickness_mm``, ``fov_range_mm``, ``kvp``),
+            ``lesion_confidence`` (``floor``: :mod:`~cac_lightning.inference.confidence`).
         device: where ``net`` runs.
         batch_size: slices per forward pass (default 16).
         name: a label for reports (checkpoint file name or network class).
@@ -208,6 +218,11 @@ class Predictor:
         self.batch_size = max(1, int(batch_size))
         self.multiple = _net_multiple(getattr(net, "net", net))
         self.name = name or type(getattr(net, "net", net)).__name__
+        try:
+            self.lesion_floor = recorded_floor(hp.get("lesion_confidence"))
+        except ValueError as err:
+            raise InputError(f"{self.name}: {err}") from None
+        self.floor_everywhere = False  # True once set_floor is called: also outside the domain
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -307,6 +322,31 @@ class Predictor:
         cfg = scoring if scoring is not None else self.scoring_config()
         return float(cfg.resolve(getattr(volume, "kvp", None))[0])
 
+    def set_floor(self, floor: float) -> None:
+        """Replace the checkpoint's lesion-confidence floor (0: none); applied to every scan.
+
+        Raises:
+            InputError: a floor outside [0, 1).
+        """
+        if not 0.0 <= float(floor) < 1.0:
+            raise InputError(f"the lesion-confidence floor must be in [0, 1), got {floor}")
+        self.lesion_floor, self.floor_everywhere = float(floor), True
+
+    def floor_for(self, volume: Any) -> float:
+        """The lesion-confidence floor :meth:`predict` applies to ``volume`` by default.
+
+        The checkpoint's floor was chosen on its validation scans, so it holds only for scans
+        like them: a scan with any domain-shift warning (:meth:`warnings`), or a bare array whose
+        domain cannot be checked, gets none (0). On real scans outside the synthetic training
+        domain the floor dropped real lesions (docs/physical_units.md, "Lesion-confidence
+        floor"). A floor given with :meth:`set_floor` applies to every scan.
+        """
+        if self.lesion_floor <= 0 or self.floor_everywhere:
+            return self.lesion_floor
+        if getattr(volume, "geometry", None) is None or self.warnings(volume):
+            return 0.0
+        return self.lesion_floor
+
     def warnings(self, volume: Any) -> list[str]:
         """One line for each way ``volume`` lies outside the checkpoint's training data."""
         from cac_lightning.inference.domain import domain_warnings
@@ -328,9 +368,12 @@ class Predictor:
             return None
         return tuple(max(1, round(n * s / target)) for n, s in zip(shape, spacing, strict=True))
 
-    def _labels(self, hu: torch.Tensor, threshold_hu: float, size) -> torch.Tensor:
+    def _labels(
+        self, hu: torch.Tensor, threshold_hu: float, size, foreground: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, H, W) uint8 labels on the native grid of a (B, H, W) float HU batch, before the
-        native HU gate.
+        native HU gate, and (when ``foreground``) the (B, H, W) foreground probability
+        ``1 - P(background)`` there (else None).
 
         On a resampled grid a label is kept only within one training-grid pixel of that grid's
         own >= threshold candidates (:data:`JUDGED_MARGIN_PX`): the only pixels the network has
@@ -352,13 +395,14 @@ class Predictor:
         h, w = padded.shape[-2:]
         logits = logits.float()[..., top : h - bottom, left : w - right]
         if size is None:
-            return logits.argmax(1).to(torch.uint8)
+            return logits.argmax(1).to(torch.uint8), _foreground(logits, foreground)
         side = 2 * JUDGED_MARGIN_PX + 1
         judged = F.max_pool2d(x[:, MASK_CHANNEL : MASK_CHANNEL + 1], side, 1, JUDGED_MARGIN_PX)
         judged = judged[..., top : h - bottom, left : w - right]
         logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
         judged = F.interpolate(judged, size=native, mode="nearest")[:, 0] > 0
-        return gate_labels(logits.argmax(1).to(torch.uint8), judged)
+        labels = gate_labels(logits.argmax(1).to(torch.uint8), judged)
+        return labels, _foreground(logits, foreground)
 
     def _fov_window(self, hu: Any, pixel_spacing) -> Window | None:
         """The training field of view on the native grid (around the body centre, as in
@@ -382,7 +426,9 @@ class Predictor:
         kvp: float | None = None,
         threshold_hu: float | None = None,
         batch_size: int | None = None,
-    ) -> np.ndarray:
+        floor: float | None = None,
+        return_foreground: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Calcium labels of every axial slice, on the volume's native grid.
 
         Args:
@@ -393,10 +439,14 @@ class Predictor:
             kvp: tube voltage; default ``volume.kvp``.
             threshold_hu: the scan's calcium threshold; default :meth:`threshold_for`.
             batch_size: slices per forward pass; default the predictor's.
+            floor: lesion-confidence floor; default :meth:`floor_for` (the checkpoint's, for
+                a scan inside its training domain), 0 keeps every lesion.
+            return_foreground: also return the foreground probability map.
 
         Returns:
             (Z, H, W) uint8 labels: 0 background, 1 LM, 2 LAD, 3 CX, 4 RCA; 0 wherever the
-            native HU is below the threshold.
+            native HU is below the threshold; with ``return_foreground`` also the (Z, H, W)
+            float32 foreground probability ``1 - P(background)`` (0 outside the field of view).
 
         Raises:
             InputError: an array that is not 3D, or no pixel spacing when one is needed.
@@ -423,23 +473,33 @@ class Predictor:
         if hasattr(net, "eval"):
             net.eval()
         step = int(batch_size or self.batch_size)
+        floor = self.floor_for(volume) if floor is None else float(floor)
+        wanted = return_foreground or floor > 0
         out = np.zeros(np.shape(hu), dtype=np.uint8)
+        fg = np.zeros(np.shape(hu), dtype=np.float32) if wanted else None
         try:
             for start in range(0, out.shape[0], step):
                 chunk = np.asarray(hu[start : start + step])
                 part = chunk if window is None else cut_window(chunk, window, AIR_HU)
                 x = torch.from_numpy(part.astype(np.float32)).to(self.device)
-                pred = self._labels(x, threshold_hu, size)
+                pred, prob = self._labels(x, threshold_hu, size, wanted)
                 labels = gate_labels(pred.cpu().numpy(), part >= threshold_hu)
+                rows = slice(start, start + len(chunk))
                 if window is None:
-                    out[start : start + len(chunk)] = labels
+                    out[rows] = labels
+                    if fg is not None:
+                        fg[rows] = prob.cpu().numpy()
                 else:
                     in_window, in_image = window_slices(window, out.shape[1:])
-                    out[start : start + len(chunk)][in_image] = labels[in_window]
+                    out[rows][in_image] = labels[in_window]
+                    if fg is not None:
+                        fg[rows][in_image] = prob.cpu().numpy()[in_window]
         finally:
             if was_training and hasattr(net, "train"):
                 net.train(True)
-        return out
+        if floor > 0:
+            out = apply_floor(out, fg, floor)
+        return (out, fg) if return_foreground else out
 
     def describe(self) -> dict[str, Any]:
         """Plain description for reports: network, device, precision, spacing."""
@@ -451,4 +511,5 @@ class Predictor:
             "device": str(self.device),
             "precision": "bf16-autocast" if self.autocast else "float32",
             "spacing_mm": self.spacing_mm,
+            "lesion_confidence_floor": self.lesion_floor,
         }

@@ -9,6 +9,7 @@ rasterised ROI voxels; it is *found* when predicted calcium (any vessel) overlap
 Usage::
 
     python experiments/sim_to_real/evaluate_coca.py --ckpt CKPT --coca COCA_ROOT [--patients 2]
+        [--lesion-floor P]
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def evaluate_patient(predictor: Predictor, base: Path, patient: str) -> dict:
     ref_labels, _ = rasterise_rois(
         parse_coca_xml(base / "calcium_xml" / f"{patient}.xml"), vol.hu, vol.geometry
     )
-    pred_labels = predictor.predict(vol)
+    floor = predictor.floor_for(vol)
+    pred_labels = predictor.predict(vol, floor=floor)
     ref = score_scan(vol.hu, ref_labels, vol.geometry, kvp=vol.kvp)
     pred = score_scan(vol.hu, pred_labels, vol.geometry, kvp=vol.kvp)
     pred_cal = pred.calcium_labels(vol.hu.shape)
@@ -61,6 +63,7 @@ def evaluate_patient(predictor: Predictor, base: Path, patient: str) -> dict:
         "lesions": total,
         "found": found,
         "found_in_vessel": found_vessel,
+        "lesion_floor": floor,
     }
 
 
@@ -70,10 +73,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--coca", type=Path, required=True, help="COCA root (Gated_release_final)")
     ap.add_argument("--patients", nargs="*", default=None, help="patient folders (default all)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument(
+        "--lesion-floor", type=float, default=None, help="replace the checkpoint's (0: none)"
+    )
     args = ap.parse_args(argv)
     base = args.coca / "Gated_release_final"
     patients = args.patients or sorted(p.name for p in (base / "patient").iterdir())
     predictor = Predictor.from_checkpoints(args.ckpt, device="cpu")
+    if args.lesion_floor is not None:
+        predictor.set_floor(args.lesion_floor)
     rows = [evaluate_patient(predictor, base, p) for p in patients]
     for r in rows:
         per = ", ".join(
@@ -82,7 +90,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(
             f"patient {r['patient']}: Agatston pred/expert {per}; risk {r['pred_risk']}/"
             f"{r['expert_risk']}; lesions found {r['found']}/{r['lesions']} "
-            f"({r['found_in_vessel']} in the right vessel)"
+            f"({r['found_in_vessel']} in the right vessel); lesion-confidence floor "
+            f"{r['lesion_floor']:g}"
         )
     right = sum(r["pred_risk"] == r["expert_risk"] for r in rows)
     found = sum(r["found"] for r in rows)

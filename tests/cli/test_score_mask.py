@@ -71,7 +71,9 @@ def test_lesion3d_mode(scan, tmp_path):
     assert json.loads(json_path.read_text())["settings"]["mode"] == "lesion3d"
 
 
-@pytest.mark.parametrize("case", ["missing", "mismatch", "not_labels", "bad_min_area", "two"])
+@pytest.mark.parametrize(
+    "case", ["missing", "mismatch", "not_labels", "bad_min_area", "two", "floor_without_ckpt"]
+)
 def test_bad_input_one_line_no_output(scan, tmp_path, capsys, case):
     folder, mask = scan
     out = tmp_path / "out"
@@ -98,6 +100,8 @@ def test_bad_input_one_line_no_output(scan, tmp_path, capsys, case):
         args += ["--min-area", "-1"]
     elif case == "two":
         args.insert(1, str(folder))
+    elif case == "floor_without_ckpt":
+        args += ["--lesion-floor", "0.5"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("cac-score: error:")

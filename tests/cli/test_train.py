@@ -36,7 +36,7 @@ def test_fast_dev_run(train_cfg, cohort, net):
 
 
 def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
-    cfg = train_cfg([f"data.data_dir={cohort}"])
+    cfg = train_cfg([f"data.data_dir={cohort}", "calibrate_lesion_floor=true"])
     metrics, objs = train(cfg)
     import wandb
 
@@ -54,6 +54,14 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
     assert "test/agatston_mae" in metrics and "test_zero/zero_cac_flagged_rate" in metrics
     ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["hyper_parameters"]["net"]["name"] == "unetplusplus"
+    # the lesion-confidence floor, chosen on the validation scans, is in the best checkpoint
+    # file and in the module the test ran with
+    from cac_lightning.inference.confidence import FLOOR_GRID
+
+    floor = torch.load(best, weights_only=True)["hyper_parameters"]["lesion_confidence"]
+    assert floor == objs["model"].hparams["lesion_confidence"]
+    assert floor["floor"] in FLOOR_GRID and floor["calibrated_on"] == "val"
+    assert len(floor["agatston_mae"]) == len(FLOOR_GRID) and floor["n_scans"] > 0
 
 
 def test_resume_continues_epoch_count(train_cfg, cohort, tmp_path):

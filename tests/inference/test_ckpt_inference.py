@@ -157,3 +157,30 @@ def test_ensemble_of_checkpoints_scores_with_their_mean(tmp_path, make_lad_ckpt)
     report = json.loads(next(out.glob("kv120-*.json")).read_text())
     assert report["scores"]["RCA"]["agatston"] == pytest.approx(16.0)
     assert report["scores"]["LAD"]["agatston"] == 0.0
+
+
+def test_lesion_floor_option(tmp_path, make_lad_ckpt, make_small_series, capsys):
+    """--lesion-floor replaces the checkpoint's floor (in the JSON); out of range: exit 2."""
+    ckpt = make_lad_ckpt(tmp_path / "unsure.ckpt", bias=(0, 0, 0.5, 0, 0))  # foreground ~0.82
+    scan = make_small_series(tmp_path / "scan", 1)
+    totals = {}
+    for floor in ("0.8", "0.9"):
+        out = tmp_path / f"out{floor}"
+        args = [str(scan), "--ckpt", str(ckpt), "--out", str(out), "--lesion-floor", floor]
+        assert main([*args, "--device", "cpu"]) == 0
+        (json_path,) = out.glob("scan-*.json")
+        rep = json.loads(json_path.read_text())
+        assert rep["model"]["lesion_confidence_floor"] == float(floor)
+        assert rep["lesion_floor"] == float(floor)  # set by the user: applied out of domain too
+        totals[floor] = rep["scores"]["total"]["agatston"]
+    assert totals == {"0.8": pytest.approx(16.0), "0.9": 0.0}
+    capsys.readouterr()
+    out = tmp_path / "bad"
+    assert main([str(scan), "--ckpt", str(ckpt), "--out", str(out), "--lesion-floor", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lesion-floor must be in [0, 1)" in err[0]
+    default = tmp_path / "default"
+    assert main([str(scan), "--ckpt", str(ckpt), "--out", str(default), "--device", "cpu"]) == 0
+    (json_path,) = default.glob("scan-*.json")
+    assert json.loads(json_path.read_text())["lesion_floor"] == 0.0  # none recorded
+    assert not out.exists() or not any(out.iterdir())
