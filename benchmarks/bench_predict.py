@@ -7,6 +7,7 @@ synthetic 60 x 512² volume at 0.4 mm) at the scan's native spacing and at a tra
     python benchmarks/bench_predict.py --nets demo --spacings native 0.8
     python benchmarks/bench_predict.py --nets paper --max-slices 8      # extrapolated per scan
     python benchmarks/bench_predict.py --device cuda --nets demo paper   # bf16 on a GPU
+    python benchmarks/bench_predict.py --spacings 1.0 --lesion-floor 0.8  # with the floor's pass
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-slices", type=int, default=None, help="time only the first N slices")
+    p.add_argument(
+        "--lesion-floor", type=float, default=None, help="apply this lesion-confidence floor"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     scans = _scans(args.scans)
@@ -65,6 +69,8 @@ def main() -> None:
         for spacing in args.spacings:
             geometry = None if spacing == "native" else {"spacing_mm": float(spacing)}
             pred = Predictor(net, {"data_geometry": geometry}, device, args.batch_size, name)
+            if args.lesion_floor is not None:
+                pred.set_floor(args.lesion_floor)
             pred.predict(scans[0].hu[:2], pixel_spacing=scans[0].geometry.pixel_spacing)  # warm-up
             for vol in scans:
                 hu = vol.hu if args.max_slices is None else vol.hu[: args.max_slices]

@@ -72,12 +72,13 @@ def _export_best(trainer, dest: str) -> None:
     )
 
 
-def _calibrate_floor(trainer, model, datamodule) -> None:
+def _calibrate_floor(trainer, model, datamodule) -> dict[str, float]:
     """Choose the best checkpoint's lesion-confidence floor on the validation scans
     (:mod:`cac_lightning.evaluation.calibration`); record it in the module's hyper-parameters
     (so the test uses it) and in the checkpoint file (so cac-score and the exported copy do).
 
     Every rank computes the same floor (the same weights and scans); rank 0 rewrites the file.
+    Returns the ``calibration/...`` metrics (also sent to the loggers); empty when skipped.
     """
     import torch
 
@@ -90,7 +91,7 @@ def _calibrate_floor(trainer, model, datamodule) -> None:
     scans = datamodule.scans("val") if best and hasattr(datamodule, "scans") else []
     if not scans:
         log.warning("no best checkpoint or no validation scans: no lesion-confidence floor")
-        return
+        return {}
     predictor = Predictor.from_checkpoint(best, device=model.device)
     record = calibrate_floor(predictor, scans)
     model.hparams["lesion_confidence"] = record
@@ -100,6 +101,14 @@ def _calibrate_floor(trainer, model, datamodule) -> None:
         with atomic_path(best) as tmp:
             torch.save(ckpt, tmp)
     trainer.strategy.barrier()
+    values = {
+        "calibration/lesion_floor": record["floor"],
+        "calibration/val_agatston_mae_no_floor": record["agatston_mae"]["0"],
+        "calibration/val_agatston_mae_floor": record["agatston_mae"][f"{record['floor']:g}"],
+    }
+    for lg in trainer.loggers:
+        lg.log_metrics(values, step=trainer.global_step)
+    return values
 
 
 def _finish_wandb() -> None:
@@ -177,7 +186,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     export = cfg.get("export_ckpt") if cfg.get("train") else None
     if cfg.get("calibrate_lesion_floor") and cfg.get("train"):
-        _calibrate_floor(trainer, model, datamodule)
+        metrics.update(_calibrate_floor(trainer, model, datamodule))
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:

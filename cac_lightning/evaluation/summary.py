@@ -20,6 +20,7 @@ HEADLINE = (
     *((f"test/agatston_mae_{v}", f"Agatston MAE, {v}") for v in VESSELS),
     ("test/dice", "Dice (calcium voxels, per scan)"),
     ("test_zero/zero_cac_flagged_rate", "Zero-calcium flagged rate"),
+    ("calibration/lesion_floor", "Lesion-confidence floor"),
 )
 
 

@@ -62,6 +62,8 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
     assert floor == objs["model"].hparams["lesion_confidence"]
     assert floor["floor"] in FLOOR_GRID and floor["calibrated_on"] == "val"
     assert len(floor["agatston_mae"]) == len(FLOOR_GRID) and floor["n_scans"] > 0
+    assert metrics["calibration/lesion_floor"] == floor["floor"]
+    assert "calibration/lesion_floor" in (out / "csv" / "metrics.csv").read_text()
 
 
 def test_resume_continues_epoch_count(train_cfg, cohort, tmp_path):
