@@ -55,11 +55,8 @@ def score_with_checkpoint(args, config) -> int:
         raise InputError(
             f"{', '.join(args.ckpt)}: the network hyper-parameters do not fit this version ({err})"
         ) from None
-    floor = getattr(args, "lesion_floor", None)
-    if floor is not None:
-        if not 0.0 <= floor < 1.0:
-            raise InputError(f"--lesion-floor must be in [0, 1), got {floor}")
-        predictor.set_floor(floor)
+    if getattr(args, "lesion_floor", None) is not None:
+        predictor.set_floor(args.lesion_floor)
     cfg = config(predictor.scoring)
     strict = bool(getattr(args, "strict_domain", False))
     prepare_out_dir(out)

@@ -95,5 +95,5 @@ def recorded_floor(record: Mapping | None) -> float:
     except (TypeError, ValueError):
         floor = float("nan")
     if not 0.0 <= floor < 1.0:
-        raise ValueError(f"lesion_confidence.floor must be in [0, 1), got {value!r}")
+        raise ValueError(f"the lesion-confidence floor must be in [0, 1), got {value!r}")
     return floor

@@ -328,9 +328,11 @@ class Predictor:
         Raises:
             InputError: a floor outside [0, 1).
         """
-        if not 0.0 <= float(floor) < 1.0:
-            raise InputError(f"the lesion-confidence floor must be in [0, 1), got {floor}")
-        self.lesion_floor, self.floor_everywhere = float(floor), True
+        try:
+            self.lesion_floor = recorded_floor({"floor": floor})
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        self.floor_everywhere = True
 
     def floor_for(self, volume: Any) -> float:
         """The lesion-confidence floor :meth:`predict` applies to ``volume`` by default.

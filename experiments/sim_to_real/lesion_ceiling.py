@@ -20,10 +20,9 @@ import argparse
 from pathlib import Path
 
 import torch
+from evaluate_coca import evaluate_patient  # the script beside this one
 
 from cac_lightning.inference.predictor import Predictor
-
-from evaluate_coca import evaluate_patient  # noqa: I001 - the script beside this one
 
 
 class EverythingCalcium(torch.nn.Module):

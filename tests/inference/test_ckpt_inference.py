@@ -178,7 +178,7 @@ def test_lesion_floor_option(tmp_path, make_lad_ckpt, make_small_series, capsys)
     out = tmp_path / "bad"
     assert main([str(scan), "--ckpt", str(ckpt), "--out", str(out), "--lesion-floor", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--lesion-floor must be in [0, 1)" in err[0]
+    assert len(err) == 1 and "floor must be in [0, 1), got 1.0" in err[0]
     default = tmp_path / "default"
     assert main([str(scan), "--ckpt", str(ckpt), "--out", str(default), "--device", "cpu"]) == 0
     (json_path,) = default.glob("scan-*.json")
