@@ -33,24 +33,6 @@ def _instantiate_dict(cfg: DictConfig | None) -> list:
     return [instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
-def _geometry_recorder():
-    """A callback that stores ``datamodule.geometry_summary()`` as ``data_geometry`` hparam.
-
-    Lightning calls a callback's ``setup`` after ``datamodule.setup(stage)`` and before
-    training, on every rank (after rank 0's ``prepare_data``), so the checkpoint records the
-    grid the network is trained on (interfaces §1) without preparing data outside Lightning.
-    """
-    from lightning.pytorch.callbacks import Callback
-
-    class RecordDataGeometry(Callback):
-        def setup(self, trainer, pl_module, stage: str) -> None:
-            summary = getattr(trainer.datamodule, "geometry_summary", None)
-            if stage == "fit" and summary is not None:
-                pl_module.hparams["data_geometry"] = summary()
-
-    return RecordDataGeometry()
-
-
 def _export_best(trainer, dest: str) -> None:
     """Copy the best (else the last) checkpoint to ``dest`` and print how to use it."""
     import shutil
@@ -133,6 +115,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     from hydra.utils import instantiate
 
     from cac_lightning.callbacks import ScanAgatstonEvaluation
+    from cac_lightning.callbacks.geometry import RecordDataGeometry
     from cac_lightning.cli.common import check_config
     from cac_lightning.errors import InputError
     from cac_lightning.evaluation.dashboard import flatten_config
@@ -152,7 +135,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         from cac_lightning.models.pretrained import load_init_weights
 
         load_init_weights(model, cfg.init_from)
-    callbacks = _instantiate_dict(cfg.get("callbacks")) + [_geometry_recorder()]
+    callbacks = _instantiate_dict(cfg.get("callbacks")) + [RecordDataGeometry()]
     ckpt_path = cfg.get("ckpt_path") if cfg.get("train") else None
     stopped = None
     if ckpt_path:

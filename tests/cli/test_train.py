@@ -150,11 +150,17 @@ def test_ddp_two_cpu_processes(train_cfg, cohort):
             "trainer=ddp_cpu",
             "trainer.max_epochs=1",
             "data.num_workers=0",
+            "calibrate_lesion_floor=true",
         ]
     )
     metrics, objs = train(cfg)
     t = objs["trainer"]
     assert t.world_size == 2
+    best = torch.load(t.checkpoint_callback.best_model_path, weights_only=True)
+    assert (
+        best["hyper_parameters"]["lesion_confidence"]["floor"]
+        == metrics["calibration/lesion_floor"]
+    )
     assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
     assert "val/agatston_mae" in metrics
     # test scans are sharded across the two ranks and gathered: every scan is scored once
