@@ -64,6 +64,11 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
     assert len(floor["agatston_mae"]) == len(FLOOR_GRID) and floor["n_scans"] > 0
     assert metrics["calibration/lesion_floor"] == floor["floor"]
     assert "calibration/lesion_floor" in (out / "csv" / "metrics.csv").read_text()
+    from cac_lightning.evaluation.wandb_file import read_run
+
+    (run_file,) = runs[0].glob("*.wandb")
+    logged = {k for row in read_run(run_file, wait_s=60).history for k in row}
+    assert {"calibration/lesion_floor", "calibration/val_agatston_mae_floor"} <= logged
 
 
 def test_resume_continues_epoch_count(train_cfg, cohort, tmp_path):
