@@ -143,17 +143,6 @@ def _cnn(xtr, ytr, xte, epochs: int = 10, seed: int = 0) -> np.ndarray:
         return net(prep(xte))[:, 0].numpy()
 
 
-def _real_scans(root: Path):
-    from cac_lightning.io import read_volume
-
-    base = root / "Gated_release_final" if (root / "Gated_release_final").is_dir() else root
-    for pdir in sorted((base / "patient").iterdir()):
-        series = [d for d in sorted(pdir.iterdir()) if d.is_dir()]
-        if series:
-            v = read_volume(series[0])
-            yield v.hu, float(v.geometry.pixel_spacing[0])
-
-
 def _synth_scans(n: int, seed: int, cohort: Path | None):
     if cohort is not None:
         from cac_lightning.data.manifest import read_manifest
@@ -181,10 +170,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--per-scan", type=int, default=200, help="real patches per scan")
     ap.add_argument("--models", nargs="+", default=["logreg", "cnn"], choices=["logreg", "cnn"])
     args = ap.parse_args(argv)
+    from cac_lightning.sources.synthetic.stats import coca_scans
+
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     patches, y, group = [], [], []
-    for k, (hu, px) in enumerate(_real_scans(args.coca)):
+    for k, (hu, _, geometry) in enumerate(coca_scans(args.coca)):
+        px = float(geometry.pixel_spacing[0])
         patches.append(sample_patches(hu, px, args.spacing, args.patch, args.per_scan, rng))
         y += [0] * len(patches[-1])
         group += [k] * len(patches[-1])
