@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from cac_lightning.cli.common import EXIT_USER_ERROR
+from cac_lightning.cli.common import EXIT_USER_ERROR, summary_line
 from cac_lightning.errors import CACError, InputError
 
 __all__ = ["DomainError", "expand_inputs", "score_with_checkpoint"]
@@ -86,7 +86,7 @@ def score_with_checkpoint(args, config) -> int:
         done[report["scan_id"]] = path
         tim = report["timing_s"]
         bar.write(
-            f"{_line(report)}  [read {tim['read']:.2f} s, infer {tim['infer']:.2f} s, "
+            f"{summary_line(report)}  [read {tim['read']:.2f} s, infer {tim['infer']:.2f} s, "
             f"score {tim['score']:.3f} s]",
             file=sys.stdout,
         )
@@ -145,9 +145,3 @@ def _score_one(
             write_seg(staged.path("_seg.dcm"), vol, labels, deidentify=args.seg_deidentified)
         staged.commit(report)
     return report
-
-
-def _line(report: dict) -> str:
-    from cac_lightning.cli.score import summary_line
-
-    return summary_line(report)

@@ -1,4 +1,5 @@
-"""Shared behaviour of the console scripts: user errors become one line and exit 2."""
+"""Shared behaviour of the console scripts: user errors become one line and exit 2; the
+one-line summary of a scored scan."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ import sys
 from collections.abc import Callable
 
 from cac_lightning.errors import CACError, InputError
+from cac_lightning.vessels import VESSELS
 
-__all__ = ["EXIT_USER_ERROR", "check_config", "run_cli", "user_error"]
+__all__ = ["EXIT_USER_ERROR", "check_config", "run_cli", "summary_line", "user_error"]
 
 EXIT_USER_ERROR = 2
+
+
+def summary_line(report: dict) -> str:
+    """``scan_id: Agatston total (LM=.. LAD=.. CX=.. RCA=..) risk CAC-DRS`` of a scan report."""
+    s = report["scores"]
+    parts = " ".join(f"{v}={s[v]['agatston']:.1f}" for v in VESSELS)
+    return (
+        f"{report['scan_id']}: Agatston {s['total']['agatston']:.1f} ({parts}) "
+        f"{report['risk_category']} {report['cac_drs']}"
+    )
 
 
 def run_cli(main: Callable[[], int | None], prog: str) -> int:

@@ -14,11 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from cac_lightning.cli.common import run_cli
+from cac_lightning.cli.common import run_cli, summary_line
 from cac_lightning.errors import InputError
-from cac_lightning.vessels import VESSELS
 
-__all__ = ["build_parser", "main", "summary_line"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,15 +125,6 @@ def _config_factory(args: argparse.Namespace):
         return ScoringConfig(**merged)
 
     return make
-
-
-def summary_line(report: dict) -> str:
-    s = report["scores"]
-    parts = " ".join(f"{v}={s[v]['agatston']:.1f}" for v in VESSELS)
-    return (
-        f"{report['scan_id']}: Agatston {s['total']['agatston']:.1f} ({parts}) "
-        f"{report['risk_category']} {report['cac_drs']}"
-    )
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from cac_lightning.errors import InputError
 from cac_lightning.io.volume import Volume
 from cac_lightning.vessels import SCORE_KEYS
 
-__all__ = ["CSV_COLUMNS", "scan_report", "upsert_csv_text", "write_scan_outputs"]
+__all__ = ["CSV_COLUMNS", "scan_report", "upsert_csv_text"]
 
 SCORE_FIELDS = ("agatston", "volume_mm3", "mass_mg", "lesions")
 CSV_COLUMNS = [
@@ -80,12 +80,3 @@ def upsert_csv_text(csv_path: Path, report: dict) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def write_scan_outputs(out_dir: str | Path, report: dict) -> Path:
-    """Write ``<scan_id>.json`` and upsert its row in ``scores.csv``, together or not at all."""
-    from cac_lightning.io.scan_outputs import prepare_out_dir, scan_outputs
-
-    out = prepare_out_dir(out_dir)
-    with scan_outputs(out, report["scan_id"]) as staged:
-        return staged.commit(report)
