@@ -15,6 +15,17 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _third_party(path: Path) -> set[str]:
+    """Top-level names of everything ``path`` imports."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+    return names
+
+
 def _imports() -> dict[str, set[str]]:
     """Every cac_lightning module -> the cac_lightning modules it imports, anywhere in its body
     (lazy imports inside functions included: a cycle through them is still a cycle)."""
@@ -76,3 +87,9 @@ def test_layers_point_down():
         if name.startswith(("cac_lightning.scoring", "cac_lightning.io")):
             below = ("cac_lightning.models", "cac_lightning.callbacks", "cac_lightning.inference")
             assert not any(t.startswith(below) for t in targets), name
+
+
+def test_scoring_and_io_know_nothing_of_torch():
+    for package in ("scoring", "io"):
+        for path in (ROOT / package).rglob("*.py"):
+            assert not _third_party(path) & {"torch", "lightning"}, path
