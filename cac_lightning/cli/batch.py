@@ -119,11 +119,12 @@ def _score_one(
         bar.write(f"cac-score: warning: {vol.scan_id}: {line}", file=sys.stderr)
     t1 = time.perf_counter()
     threshold = predictor.threshold_for(vol, cfg)
-    labels = predictor.predict(vol, threshold_hu=threshold)
+    floor = predictor.floor_for(vol)
+    labels = predictor.predict(vol, threshold_hu=threshold, floor=floor)
     t2 = time.perf_counter()
     report = scan_report(vol, labels, cfg)
     report["threshold_hu"] = threshold
-    report["lesion_floor"] = predictor.floor_for(vol)
+    report["lesion_floor"] = floor
     report["warnings"] = warnings
     t3 = time.perf_counter()
     report["timing_s"] = {

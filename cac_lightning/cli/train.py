@@ -62,11 +62,8 @@ def _calibrate_floor(trainer, model, datamodule) -> dict[str, float]:
     Every rank computes the same floor (the same weights and scans); rank 0 rewrites the file.
     Returns the ``calibration/...`` metrics (also sent to the loggers); empty when skipped.
     """
-    import torch
-
-    from cac_lightning.evaluation.calibration import calibrate_floor
+    from cac_lightning.evaluation.calibration import calibrate_floor, write_floor
     from cac_lightning.inference import Predictor
-    from cac_lightning.io.atomic import atomic_path
 
     cb = trainer.checkpoint_callback
     best = cb.best_model_path if cb is not None else ""
@@ -78,10 +75,7 @@ def _calibrate_floor(trainer, model, datamodule) -> dict[str, float]:
     record = calibrate_floor(predictor, scans)
     model.hparams["lesion_confidence"] = record
     if trainer.is_global_zero:
-        ckpt = torch.load(best, map_location="cpu", weights_only=True)
-        ckpt["hyper_parameters"]["lesion_confidence"] = record
-        with atomic_path(best) as tmp:
-            torch.save(ckpt, tmp)
+        write_floor(best, record)
     trainer.strategy.barrier()
     values = {
         "calibration/lesion_floor": record["floor"],

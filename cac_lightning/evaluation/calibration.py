@@ -5,13 +5,15 @@ of :data:`~cac_lightning.inference.confidence.FLOOR_GRID` is then applied to tho
 scored through the same per-scan records and tables as validation
 (:func:`~cac_lightning.evaluation.records.scan_record`,
 :func:`~cac_lightning.evaluation.tables.metrics_by_split`). The floor with the smallest
-``<split>/agatston_mae`` wins (:func:`~cac_lightning.inference.confidence.choose_floor`).
+``<split>/agatston_mae`` wins (:func:`~cac_lightning.inference.confidence.choose_floor`);
+:func:`write_floor` records it in a checkpoint file.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from cac_lightning.inference.confidence import FLOOR_GRID, apply_floor, choose_f
 if TYPE_CHECKING:
     from cac_lightning.inference import Predictor
 
-__all__ = ["calibrate_floor"]
+__all__ = ["calibrate_floor", "write_floor"]
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +93,16 @@ def calibrate_floor(
         ", ".join(f"{f:g}: {e:.1f}" for f, e in errors.items()),
     )
     return floor_record(floor, errors, split, n)
+
+
+def write_floor(src: str | Path, record: dict, dest: str | Path | None = None) -> None:
+    """Write checkpoint ``src`` with ``record`` as its ``lesion_confidence`` hyper-parameter to
+    ``dest`` (default: ``src`` itself), atomically."""
+    import torch
+
+    from cac_lightning.io.atomic import atomic_path
+
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["lesion_confidence"] = record
+    with atomic_path(src if dest is None else dest) as tmp:
+        torch.save(ckpt, tmp)

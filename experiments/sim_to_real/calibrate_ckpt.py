@@ -17,14 +17,12 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from cac_lightning.config import CONF_DIR
-from cac_lightning.evaluation.calibration import calibrate_floor
+from cac_lightning.evaluation.calibration import calibrate_floor, write_floor
 from cac_lightning.inference import Predictor
-from cac_lightning.io.atomic import atomic_path
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -41,11 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     dm.prepare_data()
     dm.setup("fit")
     record = calibrate_floor(Predictor.from_checkpoint(args.ckpt, device="cpu"), dm.scans("val"))
-    ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=True)
-    ckpt["hyper_parameters"]["lesion_confidence"] = record
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out) as tmp:
-        torch.save(ckpt, tmp)
+    write_floor(args.ckpt, record, args.out)
     print(json.dumps(record))
     return record
 
