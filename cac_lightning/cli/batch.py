@@ -57,6 +57,7 @@ def score_with_checkpoint(args, config) -> int:
         ) from None
     if getattr(args, "lesion_floor", None) is not None:
         predictor.set_floor(args.lesion_floor)
+    predictor.set_heart(args.heart or predictor.heart_method, args.heart_margin)
     cfg = config(predictor.scoring)
     strict = bool(getattr(args, "strict_domain", False))
     prepare_out_dir(out)
@@ -105,6 +106,7 @@ def _score_one(
     args, predictor, cfg, out: Path, path: str, scan_id: str | None, strict: bool, bar
 ) -> dict:
     """Read, predict, score and write one scan; its outputs appear together or not at all."""
+    from cac_lightning.inference.domain import NON_GATED_NOTE, acquisition
     from cac_lightning.io import read_volume, write_label_map
     from cac_lightning.io.results import scan_report
     from cac_lightning.io.scan_outputs import output_id, scan_key, scan_outputs
@@ -115,16 +117,22 @@ def _score_one(
     warnings = predictor.warnings(vol)
     if strict and warnings:
         raise DomainError(f"outside the training domain: {'; '.join(warnings)}")
+    kind = acquisition(vol)
+    if kind == "non-gated":
+        warnings = [*warnings, NON_GATED_NOTE]
     for line in warnings:
         bar.write(f"cac-score: warning: {vol.scan_id}: {line}", file=sys.stderr)
     t1 = time.perf_counter()
+    region = predictor.heart_region(vol)
     threshold = predictor.threshold_for(vol, cfg)
     floor = predictor.floor_for(vol)
-    labels = predictor.predict(vol, threshold_hu=threshold, floor=floor)
+    labels = predictor.predict(vol, threshold_hu=threshold, floor=floor, region=region)
     t2 = time.perf_counter()
     report = scan_report(vol, labels, cfg)
     report["threshold_hu"] = threshold
     report["lesion_floor"] = floor
+    report["heart_region"] = None if region is None else region.describe()
+    report["acquisition"] = kind
     report["warnings"] = warnings
     t3 = time.perf_counter()
     report["timing_s"] = {
@@ -133,16 +141,25 @@ def _score_one(
         "score": round(t3 - t2, 4),
     }
     report["model"] = predictor.describe()
+    mask = None if region is None else region.mask
     with scan_outputs(out, vol.scan_id) as staged:
         if args.save_labels:
             write_label_map(labels, vol.geometry, staged.path("_labels.nii.gz"))
+            if mask is not None:
+                write_label_map(mask.astype("uint8"), vol.geometry, staged.path("_heart.nii.gz"))
         if args.overlays:
             from cac_lightning.inference.outputs import write_overlays
 
-            write_overlays(staged.path("_overlays"), vol, labels, report)
+            write_overlays(staged.path("_overlays"), vol, labels, report, region=mask)
         if args.seg:
             from cac_lightning.io.seg import write_seg
 
-            write_seg(staged.path("_seg.dcm"), vol, labels, deidentify=args.seg_deidentified)
+            write_seg(
+                staged.path("_seg.dcm"),
+                vol,
+                labels,
+                deidentify=args.seg_deidentified,
+                region=mask,
+            )
         staged.commit(report)
     return report

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cac_lightning.cli.common import run_cli, summary_line
 from cac_lightning.errors import InputError
+from cac_lightning.heart.region import DEFAULT_MARGIN_MM, HEART_METHODS
 
 __all__ = ["build_parser", "main"]
 
@@ -97,7 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop predicted lesions whose mean foreground probability is below P "
         "(default: the checkpoint's calibrated floor; 0 keeps every lesion)",
     )
-    g.add_argument("--save-labels", action="store_true", help="predicted label map as .nii.gz")
+    g.add_argument(
+        "--heart",
+        choices=HEART_METHODS,
+        default=None,
+        help="where calcium may be called coronary: the learned heart locator grown by "
+        "--heart-margin (locator), the chest geometry (geometry), the locator when installed "
+        "(auto, default), or anywhere (off)",
+    )
+    g.add_argument(
+        "--heart-margin",
+        type=float,
+        default=DEFAULT_MARGIN_MM,
+        metavar="MM",
+        help=f"how far the located heart is grown (default {DEFAULT_MARGIN_MM:g} mm)",
+    )
+    g.add_argument(
+        "--save-labels",
+        action="store_true",
+        help="predicted label map as <id>_labels.nii.gz (and the heart region as <id>_heart.nii.gz)",
+    )
     g.add_argument(
         "--strict-domain",
         action="store_true",

@@ -15,7 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["RANGE_TOLERANCE", "domain_warnings", "ecg_gated", "field_of_view_mm"]
+__all__ = [
+    "NON_GATED_FOV_MM",
+    "NON_GATED_NOTE",
+    "NON_GATED_THICKNESS_MM",
+    "RANGE_TOLERANCE",
+    "acquisition",
+    "domain_warnings",
+    "ecg_gated",
+    "field_of_view_mm",
+]
 
 RANGE_TOLERANCE = 0.02
 """Relative slack on each range before a warning (rounding in headers)."""
@@ -33,6 +42,36 @@ def ecg_gated(volume: Any) -> bool | None:
     :func:`cac_lightning.io.dicom.ecg_gating`): True, False, or None when unknown."""
     value = (getattr(volume, "extra", None) or {}).get("ecg_gated")
     return None if value is None else bool(value)
+
+
+NON_GATED_FOV_MM = 300.0
+"""A field of view at least this wide is a whole-chest scan (a gated calcium scan's is
+about 180-250 mm)."""
+NON_GATED_THICKNESS_MM = 4.0
+"""Slices at least this thick belong to a routine chest CT (gated calcium scans: 2.5-3 mm)."""
+NON_GATED_NOTE = (
+    "non-gated chest CT: coronary calcium scores run lower than on an ECG-gated calcium scan "
+    "(motion blur and thick slices); read them as a lower bound"
+)
+"""The one warning line ``cac-score`` prints (and records) for a non-gated scan."""
+
+
+def acquisition(volume: Any) -> str:
+    """``gated``, ``non-gated`` or ``unknown``, from the series header and its geometry.
+
+    The header decides when it carries the cardiac tags (:func:`ecg_gated`). Without them
+    (common after anonymisation), a whole-chest field of view (>= :data:`NON_GATED_FOV_MM`) or
+    thick slices (>= :data:`NON_GATED_THICKNESS_MM`) mark a routine, non-gated chest CT; a scan
+    with neither stays ``unknown``.
+    """
+    gated = ecg_gated(volume)
+    if gated is not None:
+        return "gated" if gated else "non-gated"
+    g = volume.geometry
+    thickness = g.slice_thickness if g.slice_thickness is not None else g.slice_spacing
+    if field_of_view_mm(g) >= NON_GATED_FOV_MM or float(thickness) >= NON_GATED_THICKNESS_MM:
+        return "non-gated"
+    return "unknown"
 
 
 def _range(value: Any) -> tuple[float, float] | None:

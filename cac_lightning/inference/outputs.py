@@ -20,6 +20,9 @@ __all__ = ["write_overlays", "write_seg"]
 
 log = logging.getLogger(__name__)
 
+REGION_COLOR = "yellow"
+"""Outline colour of the heart region in the overlays."""
+
 
 def _figure(width_px: int, height_px: int):
     return new_figure(width_px / 100, height_px / 100, layout=None)
@@ -28,7 +31,7 @@ def _figure(width_px: int, height_px: int):
 def _legend(ax, scores: dict | None = None) -> None:
     from matplotlib.patches import Patch
 
-    handles = []
+    handles = [Patch(facecolor="none", edgecolor=REGION_COLOR, label="heart region")]
     for v in VESSELS:
         label = v if scores is None else f"{v}: {scores[v]['agatston']:.1f}"
         handles.append(Patch(color=np.asarray(VESSEL_COLORS[v]) / 255, label=label))
@@ -39,7 +42,13 @@ def _save(fig, path: Path) -> None:
     save_png(fig, path, tight=False)
 
 
-def write_overlays(out_dir: Path, vol: Volume, labels: np.ndarray, report: dict) -> list[Path]:
+def write_overlays(
+    out_dir: Path,
+    vol: Volume,
+    labels: np.ndarray,
+    report: dict,
+    region: np.ndarray | None = None,
+) -> list[Path]:
     """One PNG per calcified slice and a summary PNG (calcium projected over the scan).
 
     Args:
@@ -47,6 +56,7 @@ def write_overlays(out_dir: Path, vol: Volume, labels: np.ndarray, report: dict)
         vol: the scan.
         labels: (z, y, x) predicted calcium labels.
         report: the scan's report (:func:`cac_lightning.io.results.scan_report`).
+        region: (z, y, x) bool heart region, drawn as a yellow outline.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -55,6 +65,8 @@ def write_overlays(out_dir: Path, vol: Volume, labels: np.ndarray, report: dict)
         fig = _figure(640, 640 * h // w + 40)
         ax = fig.add_axes((0, 0, 1, 0.94))
         ax.imshow(render_overlay(vol.hu[z], labels[z]))
+        if region is not None and region[z].any():
+            ax.contour(region[z], [0.5], colors=[REGION_COLOR], linewidths=0.8)
         ax.set_axis_off()
         fig.suptitle(f"{vol.scan_id}  slice {z}", fontsize=10)
         _legend(ax)
@@ -69,6 +81,8 @@ def write_overlays(out_dir: Path, vol: Volume, labels: np.ndarray, report: dict)
     fig = _figure(720, 720 * h // w + 60)
     ax = fig.add_axes((0, 0, 1, 0.92))
     ax.imshow(render_overlay(mip, proj, window=(-250.0, 1200.0)))
+    if region is not None and region.any():
+        ax.contour(region.any(axis=0), [0.5], colors=[REGION_COLOR], linewidths=0.8)
     ax.set_axis_off()
     total = report["scores"]["total"]["agatston"]
     fig.suptitle(

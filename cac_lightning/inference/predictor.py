@@ -26,7 +26,10 @@ the pixel spacing the network was trained at and the ranges it saw). It is read 
    grid's own candidates: the pixels the network learnt to judge. A candidates-only loss
    (``loss_region: candidates``) leaves every other pixel's logits untrained, and native
    noise above the threshold there was called calcium (docs/physical_units.md);
-5. when the checkpoint records a lesion-confidence floor (``lesion_confidence``) and the scan
+5. keeps calcium only inside the scan's heart region (:mod:`cac_lightning.heart`; found before
+   step 0, whose window is then centred on it, not on the body): bone, cartilage and the aortic
+   arch outside the heart are never coronary (``set_heart``: method and margin, or ``off``);
+6. when the checkpoint records a lesion-confidence floor (``lesion_confidence``) and the scan
    lies inside its training domain (:meth:`Predictor.floor_for`), drops the predicted lesions
    whose mean foreground probability is below it (:mod:`cac_lightning.inference.confidence`).
 
@@ -51,6 +54,13 @@ import torch.nn.functional as F
 
 from cac_lightning.data.resample import Window, cut_window, fov_pixels, fov_window, window_slices
 from cac_lightning.errors import InputError
+from cac_lightning.heart.region import (
+    DEFAULT_MARGIN_MM,
+    HeartRegion,
+    NoHeartError,
+    check_heart_settings,
+    find_heart,
+)
 from cac_lightning.inference.confidence import apply_floor, recorded_floor
 from cac_lightning.models.inputs import (
     AIR_HU,
@@ -223,6 +233,11 @@ class Predictor:
         except ValueError as err:
             raise InputError(f"{self.name}: {err}") from None
         self.floor_everywhere = False  # True once set_floor is called: also outside the domain
+        self.heart_method = self.default_heart
+        self.heart_margin_mm = DEFAULT_MARGIN_MM
+
+    default_heart = "auto"
+    """The heart method a new Predictor starts with (:meth:`set_heart` changes it)."""
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -334,6 +349,31 @@ class Predictor:
             raise InputError(str(err)) from None
         self.floor_everywhere = True
 
+    def set_heart(self, method: str = "auto", margin_mm: float = DEFAULT_MARGIN_MM) -> None:
+        """How :meth:`heart_region` finds the heart (:data:`~cac_lightning.heart.HEART_METHODS`;
+        ``off``: no region, calcium anywhere may be called coronary)."""
+        check_heart_settings(method, margin_mm)
+        self.heart_method = method
+        self.heart_margin_mm = float(margin_mm)
+
+    def heart_region(self, volume: Any) -> HeartRegion | None:
+        """The heart region of ``volume`` (None when switched off or for a bare array, whose
+        voxel spacing is unknown).
+
+        Raises:
+            NoHeartError: no heart found in the scan.
+        """
+        geometry = getattr(volume, "geometry", None)
+        if self.heart_method == "off" or geometry is None:
+            return None
+        hu = volume.hu if hasattr(volume, "hu") else volume
+        return find_heart(
+            np.asarray(hu),
+            tuple(float(s) for s in geometry.spacing_zyx),
+            method=self.heart_method,
+            margin_mm=self.heart_margin_mm,
+        )
+
     def floor_for(self, volume: Any) -> float:
         """The lesion-confidence floor :meth:`predict` applies to ``volume`` by default.
 
@@ -406,10 +446,10 @@ class Predictor:
         labels = gate_labels(logits.argmax(1).to(torch.uint8), judged)
         return labels, _foreground(logits, foreground)
 
-    def _fov_window(self, hu: Any, pixel_spacing) -> Window | None:
-        """The training field of view on the native grid (around the body centre, as in
-        training), or None to predict the whole slice (no window recorded, or the scan is
-        not wider)."""
+    def _fov_window(self, hu: Any, pixel_spacing, centre_yx=None) -> Window | None:
+        """The training field of view on the native grid (around ``centre_yx``, the heart
+        region's centre, else the body centre as in training), or None to predict the whole
+        slice (no window recorded, or the scan is not wider)."""
         fov = (self.data_geometry or {}).get("fov_mm")
         if not fov or pixel_spacing is None:
             return None
@@ -417,7 +457,7 @@ class Predictor:
         rows, cols = (fov_pixels(float(fov), float(s)) for s in pixel_spacing)
         if rows >= n_y - 1 and cols >= n_x - 1:
             return None
-        return fov_window(np.asarray(hu), rows, cols)
+        return fov_window(np.asarray(hu), rows, cols, centre_yx)
 
     @torch.no_grad()
     def predict(
@@ -430,6 +470,7 @@ class Predictor:
         batch_size: int | None = None,
         floor: float | None = None,
         return_foreground: bool = False,
+        region: HeartRegion | None | str = "auto",
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Calcium labels of every axial slice, on the volume's native grid.
 
@@ -444,6 +485,11 @@ class Predictor:
             floor: lesion-confidence floor; default :meth:`floor_for` (the checkpoint's, for
                 a scan inside its training domain), 0 keeps every lesion.
             return_foreground: also return the foreground probability map.
+            region: the scan's heart region (from :meth:`heart_region`; None: no region);
+                default ``"auto"`` finds it with the predictor's heart settings, and predicts
+                without one (a warning is logged) when the scan shows no heart: validation
+                and evaluation crops may cut the lungs away. ``cac-score`` asks for the region
+                itself and refuses such a scan.
 
         Returns:
             (Z, H, W) uint8 labels: 0 background, 1 LM, 2 LAD, 3 CX, 4 RCA; 0 wherever the
@@ -454,6 +500,12 @@ class Predictor:
             InputError: an array that is not 3D, or no pixel spacing when one is needed.
         """
         hu = volume.hu if hasattr(volume, "hu") else volume
+        if isinstance(region, str):
+            try:
+                region = self.heart_region(volume)
+            except NoHeartError as err:
+                log.warning("%s: %s; calcium is kept anywhere", getattr(volume, "scan_id", ""), err)
+                region = None
         geometry = getattr(volume, "geometry", None)
         if pixel_spacing is None and geometry is not None:
             pixel_spacing = tuple(float(s) for s in geometry.pixel_spacing)
@@ -466,7 +518,8 @@ class Predictor:
         size = None
         if self.spacing_mm is not None and pixel_spacing is None:
             raise InputError("the checkpoint was trained at a pixel spacing; give the scan's")
-        window = self._fov_window(hu, pixel_spacing)
+        centre = region.centre_yx() if region is not None else None
+        window = self._fov_window(hu, pixel_spacing, centre)
         shape = tuple(np.shape(hu)[1:]) if window is None else window[2:]
         if pixel_spacing is not None:
             size = self._target_shape(shape, pixel_spacing)
@@ -499,6 +552,8 @@ class Predictor:
         finally:
             if was_training and hasattr(net, "train"):
                 net.train(True)
+        if region is not None:
+            out[~region.mask] = 0
         if floor > 0:
             out = apply_floor(out, fg, floor)
         return (out, fg) if return_foreground else out

@@ -1,7 +1,7 @@
 """Where a scan's results go: collision-proof names, paths kept inside ``--out``, all or nothing.
 
 Every output of one scan (``<id>.json``, its ``scores.csv`` row, ``<id>_labels.nii.gz``,
-``<id>_overlays/``, ``<id>_seg.dcm``) is first written into a hidden staging folder inside
+``<id>_heart.nii.gz``, ``<id>_overlays/``, ``<id>_seg.dcm``) is first written into a hidden staging folder inside
 the output folder; :meth:`ScanOutputs.commit` then moves them into place and upserts the
 CSV row under a file lock, so concurrent ``cac-score`` runs into one folder lose no row and a
 failed scan (disk full, permission denied) leaves nothing behind.
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # The files and folders one scan owns in the output folder, by suffix after its id.
-OUTPUT_SUFFIXES = (".json", "_labels.nii.gz", "_overlays", "_seg.dcm")
+OUTPUT_SUFFIXES = (".json", "_labels.nii.gz", "_heart.nii.gz", "_overlays", "_seg.dcm")
 CSV_NAME = "scores.csv"
 LOCK_NAME = ".scores.csv.lock"
 STAGE_PREFIX = ".partial-"

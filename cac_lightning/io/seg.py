@@ -1,4 +1,5 @@
-"""DICOM Segmentation (SEG) objects of predicted calcium, one segment per vessel.
+"""DICOM Segmentation (SEG) objects of predicted calcium, one segment per vessel, and the
+heart region the calcium was looked for in (a fifth segment, when given).
 
 What a SEG carries from its source series (it must reference that series to be usable):
 
@@ -30,7 +31,10 @@ from cac_lightning.io.atomic import atomic_path
 from cac_lightning.io.volume import Volume
 from cac_lightning.vessels import VESSELS
 
-__all__ = ["COPIED_KEYWORDS", "UID_KEYWORDS", "check_uid", "write_seg"]
+__all__ = ["COPIED_KEYWORDS", "HEART_SEGMENT", "UID_KEYWORDS", "check_uid", "write_seg"]
+
+HEART_SEGMENT = "Heart region"
+"""Label of the SEG segment holding the heart region (segment number 5)."""
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +150,13 @@ def _source_copies(sources, where: str, deidentify: bool):
     return out
 
 
-def write_seg(path: Path, vol: Volume, labels: np.ndarray, deidentify: bool = False) -> Path:
+def write_seg(
+    path: Path,
+    vol: Volume,
+    labels: np.ndarray,
+    deidentify: bool = False,
+    region: np.ndarray | None = None,
+) -> Path:
     """Write a DICOM Segmentation (one segment per vessel) referencing the source series.
 
     Args:
@@ -154,6 +164,8 @@ def write_seg(path: Path, vol: Volume, labels: np.ndarray, deidentify: bool = Fa
         vol: a scan read from DICOM (``vol.extra["files"]``: its files in slice order).
         labels: (z, y, x) uint8 labels on the scan's grid.
         deidentify: leave every patient/study attribute empty (see the module docstring).
+        region: (z, y, x) bool heart region, written as segment 5 ("Heart region"; it
+            overlaps the calcium segments, so segments are stored as separate binary frames).
 
     Raises:
         InputError: not a DICOM input, or an invalid source UID.
@@ -184,8 +196,24 @@ def write_seg(path: Path, vol: Volume, labels: np.ndarray, deidentify: bool = Fa
         )
         for i, v in enumerate(VESSELS, start=1)
     ]
+    pixels = labels.astype(np.uint8)
+    if region is not None:
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=len(VESSELS) + 1,
+                segment_label=HEART_SEGMENT,
+                segmented_property_category=codes.SCT.AnatomicalStructure,
+                segmented_property_type=codes.SCT.Heart,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=hd.AlgorithmIdentificationSequence(
+                    name="cac-lightning", version="0.1.0", family=codes.DCM.ArtificialIntelligence
+                ),
+            )
+        )
+        planes = [pixels == i for i in range(1, len(VESSELS) + 1)] + [np.asarray(region, bool)]
+        pixels = np.stack(planes, axis=-1)
     with quiet_pydicom():
-        seg = _segmentation(hd, sources, labels, descriptions)
+        seg = _segmentation(hd, sources, pixels, descriptions)
     if deidentify:
         seg.PatientIdentityRemoved = "YES"
         seg.DeidentificationMethod = "cac-lightning: patient and study attributes left empty"
@@ -194,10 +222,10 @@ def write_seg(path: Path, vol: Volume, labels: np.ndarray, deidentify: bool = Fa
     return path
 
 
-def _segmentation(hd, sources, labels: np.ndarray, descriptions):
+def _segmentation(hd, sources, pixels: np.ndarray, descriptions):
     return hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=labels.astype(np.uint8),
+        pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),

@@ -16,3 +16,12 @@ def compose_train_fn():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.compose_train
+
+
+@pytest.fixture(autouse=True)
+def no_heart_region(monkeypatch):
+    """``cac-score --ckpt`` tests score toy series with no chest in them (``small_series``):
+    no heart region. The heart stage and its CLI outputs are tested in ``tests/heart``."""
+    from cac_lightning.inference import Predictor
+
+    monkeypatch.setattr(Predictor, "default_heart", "off")
