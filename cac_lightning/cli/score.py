@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--save-labels",
         action="store_true",
-        help="predicted label map as <id>_labels.nii.gz (and the heart region as <id>_heart.nii.gz)",
+        help="predicted label map as <id>_labels.nii.gz (the heart region: <id>_heart.nii.gz)",
     )
     g.add_argument(
         "--strict-domain",

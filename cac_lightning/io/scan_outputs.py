@@ -1,10 +1,10 @@
 """Where a scan's results go: collision-proof names, paths kept inside ``--out``, all or nothing.
 
 Every output of one scan (``<id>.json``, its ``scores.csv`` row, ``<id>_labels.nii.gz``,
-``<id>_heart.nii.gz``, ``<id>_overlays/``, ``<id>_seg.dcm``) is first written into a hidden staging folder inside
-the output folder; :meth:`ScanOutputs.commit` then moves them into place and upserts the
-CSV row under a file lock, so concurrent ``cac-score`` runs into one folder lose no row and a
-failed scan (disk full, permission denied) leaves nothing behind.
+``<id>_heart.nii.gz``, ``<id>_overlays/``, ``<id>_seg.dcm``) is first written into a hidden
+staging folder inside the output folder; :meth:`ScanOutputs.commit` then moves them into
+place and upserts the CSV row under a file lock, so concurrent ``cac-score`` runs into one
+folder lose no row and a failed scan (disk full, permission denied) leaves nothing behind.
 
 Output ids are ``<sanitised name>-<8 hex>``: the hex is a hash of the series UID (DICOM) or
 of the resolved input path, so two patients whose series folders share a name get two

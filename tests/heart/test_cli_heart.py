@@ -19,7 +19,9 @@ def phantom_series(tmp_path_factory):
     return folder, scan
 
 
-def test_no_heart_is_one_line_exit_2_and_nothing_written(tmp_path, make_small_series, lad_ckpt, capsys):
+def test_no_heart_is_one_line_exit_2_and_nothing_written(
+    tmp_path, make_small_series, lad_ckpt, capsys
+):
     from cac_lightning.cli.score import main
 
     series = make_small_series(tmp_path / "toy", seed=1)
@@ -70,7 +72,8 @@ def test_non_gated_scan_is_recognised_and_warned(tmp_path, lad_ckpt, capsys):
     folder = tmp_path / "wide"
     write_dicom_series(scan.hu, scan.geometry, folder, patient_id="SYN0001")
     out = tmp_path / "out"
-    assert main([str(folder), "--ckpt", str(lad_ckpt), "--out", str(out), "--heart", "geometry"]) == 0
+    args = [str(folder), "--ckpt", str(lad_ckpt), "--out", str(out), "--heart", "geometry"]
+    assert main(args) == 0
     report = json.loads(next(out.glob("*.json")).read_text())
     assert report["acquisition"] == "non-gated"
     lines = [x for x in capsys.readouterr().err.splitlines() if "non-gated chest CT" in x]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -11,7 +9,7 @@ from scipy import ndimage as ndi
 from cac_lightning.errors import InputError
 from cac_lightning.heart.geometry import chest_masks
 from cac_lightning.heart.region import NoHeartError, find_heart
-from cac_lightning.io.volume import Geometry, Volume
+from cac_lightning.io.volume import Volume
 
 
 @pytest.fixture(scope="module")
