@@ -10,6 +10,8 @@ section 2.3 and Eqs. 1-3):
   every score. Each component scores ``area_mm2 * w(max HU) * slice_spacing / 3``,
   so a lesion crossing slices takes one weight per slice. For the lesion list, kept
   components that overlap in consecutive slices are grouped into one lesion.
+- The ``/ 3`` slice factor is the standard's; ``ScoringConfig(slice_scaling="none")``
+  drops it (Hong et al. 2022 Eq. 1, see docs/paper_recipe.md). Volume and mass keep it.
 - ``lesion3d`` (Hong et al. 2022): 6-connected 3D lesions; a lesion whose total
   in-plane area (summed over its slices, the paper's "total lesion area") is below
   ``min_area_mm2`` is noise; it scores ``total area * w(lesion max HU) * spacing / 3``.
@@ -42,7 +44,6 @@ from cac_lightning.scoring.components import (
 )
 from cac_lightning.scoring.config import (
     DEFAULT_MASS_FACTOR,
-    REFERENCE_SLICE_MM,
     WEIGHT_BANDS_HU,
     ScoringConfig,
 )
@@ -124,6 +125,7 @@ def score_scan(
         "threshold_hu": round(float(threshold), 6),
         "weight_bands_hu": [round(float(b), 6) for b in bands],
         "min_area_mm2": float(cfg.min_area_mm2),
+        "slice_scaling": cfg.slice_scaling,
         "mass_factor": round(float(c), 6),
         "mass_factor_source": c_source,
         "kvp": None if kvp is None else float(kvp),
@@ -198,7 +200,7 @@ def _lesion_ids(cfg, flat, vessel, value, shape, pixel_area, spacing, bands):
     comp_area = np.bincount(comp, minlength=n_comp) * pixel_area
     kept = np.flatnonzero(comp_area + _AREA_EPS >= cfg.min_area_mm2)
     weight = density_weight(_group_max(comp, value, n_comp), bands)
-    comp_agatston = comp_area * weight * (spacing / REFERENCE_SLICE_MM)
+    comp_agatston = comp_area * weight * cfg.slice_factor(spacing)
 
     compact = np.full(n_comp, -1, np.int64)  # kept component -> 0..len(kept)-1, noise -> -1
     compact[kept] = np.arange(len(kept))

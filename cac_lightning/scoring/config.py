@@ -21,6 +21,7 @@ __all__ = [
     "KVP_THRESHOLDS_HU",
     "MODES",
     "REFERENCE_SLICE_MM",
+    "SLICE_SCALINGS",
     "WEIGHT_BANDS_HU",
     "ScoringConfig",
     "threshold_for_kvp",
@@ -40,6 +41,15 @@ WEIGHT_BANDS_HU: tuple[float, float, float] = (200.0, 300.0, 400.0)
 REFERENCE_SLICE_MM = 3.0
 """Slice interval of the original Agatston score: 3 mm contiguous electron-beam CT slices
 (Agatston et al. 1990). Scores of other series are multiplied by ``slice_spacing / 3``."""
+
+SLICE_SCALINGS: tuple[str, ...] = ("standard", "none")
+"""How a component's Agatston score depends on the slice spacing (``ScoringConfig.slice_scaling``):
+
+- ``"standard"`` (default): ``area * w * slice_spacing / 3`` (:data:`REFERENCE_SLICE_MM`), so a
+  series of other than 3 mm slices scores on the scale of the original 3 mm score;
+- ``"none"``: ``area * w``, Hong et al. 2022 Eq. 1 read literally (Agatston = W x Pixels x Pixel
+  Size, no slice factor); on the paper's 2 mm slices that is 1.5 x the standard score
+  (docs/paper_recipe.md)."""
 
 KVP_THRESHOLDS_HU: dict[float, float] = {
     70.0: 207.0,
@@ -130,6 +140,9 @@ class ScoringConfig:
             else :data:`DEFAULT_MASS_FACTOR`.
         weight_bands_hu: lower edges (HU) of weights 2, 3, 4; None gives (200, 300, 400),
             scaled by ``threshold / 130`` when the threshold comes from the kVp table.
+        slice_scaling: the Agatston slice factor, one of :data:`SLICE_SCALINGS`: ``"standard"``
+            (default, ``slice_spacing / 3 mm``) or ``"none"`` (Hong et al. 2022 Eq. 1, no
+            slice factor). Volume and mass always use the slice spacing.
 
     Raises:
         CACError: an unknown mode or an invalid number.
@@ -140,12 +153,20 @@ class ScoringConfig:
     min_area_mm2: float = 1.0
     mass_factor: float | None = None
     weight_bands_hu: tuple[float, float, float] | None = None
+    slice_scaling: str = "standard"
 
     def __post_init__(self) -> None:
         mode = str(self.mode).strip().lower().replace("_", "-")
         if mode not in MODES:
             raise CACError(f"unknown scoring mode {self.mode!r}; choose one of {', '.join(MODES)}")
         object.__setattr__(self, "mode", mode)
+        scaling = str(self.slice_scaling).strip().lower()
+        if scaling not in SLICE_SCALINGS:
+            raise CACError(
+                f"unknown scoring slice_scaling {self.slice_scaling!r}; "
+                f"choose one of {', '.join(SLICE_SCALINGS)}"
+            )
+        object.__setattr__(self, "slice_scaling", scaling)
         if self.threshold_hu is not None:
             object.__setattr__(self, "threshold_hu", _finite("threshold_hu", self.threshold_hu))
         object.__setattr__(
@@ -156,6 +177,13 @@ class ScoringConfig:
             object.__setattr__(self, "mass_factor", mf)
         if self.weight_bands_hu is not None:
             object.__setattr__(self, "weight_bands_hu", _bands(self.weight_bands_hu))
+
+    def slice_factor(self, slice_spacing_mm: float) -> float:
+        """The factor of every component's Agatston score for slices ``slice_spacing_mm`` apart:
+        ``slice_spacing_mm / 3`` (``"standard"``) or 1 (``"none"``, Hong et al. 2022 Eq. 1)."""
+        if self.slice_scaling == "none":
+            return 1.0
+        return float(slice_spacing_mm) / REFERENCE_SLICE_MM
 
     def resolve(self, kvp: float | None = None) -> tuple[float, tuple[float, float, float]]:
         """Threshold and weight bands for a scan.

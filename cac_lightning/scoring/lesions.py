@@ -106,8 +106,8 @@ class ScanScores:
         risk_category: ``"C1"`` .. ``"C5"`` (Hong et al. 2022, Table 2).
         cac_drs: ``"A0"`` .. ``"A3"`` (Hecht et al. 2018).
         n_vessels: ``"N0"`` .. ``"N4"``, vessels with Agatston > 0.
-        settings: mode, threshold_hu, weight_bands_hu, min_area_mm2, mass_factor,
-            mass_factor_source, kvp, pixel_spacing_mm, slice_spacing_mm.
+        settings: mode, threshold_hu, weight_bands_hu, min_area_mm2, slice_scaling,
+            mass_factor, mass_factor_source, kvp, pixel_spacing_mm, slice_spacing_mm.
         calcium_index: int64 (n,) ascending flat (z, y, x) indices of the calcium voxels that
             were scored (above the threshold, in a vessel, not noise): *the* definition of
             what counts as calcium, reused by the evaluation.

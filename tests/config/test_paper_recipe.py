@@ -19,6 +19,7 @@ REQUIRED = {
     "optimiser", "learning rate", "decay per epoch", "decay factor", "stopping rule",
     "stopping statistic", "stopping margin", "checkpoint selection", "augmentation", "noise rule",
     "scoring", "splits", "zero-calcium test set", "precision", "memory format",
+    "Agatston slice factor",
 }  # fmt: skip
 
 

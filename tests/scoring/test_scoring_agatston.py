@@ -274,6 +274,7 @@ def test_to_dict_json_ready_and_rounded():
         "threshold_hu": 130.0,
         "weight_bands_hu": [200.0, 300.0, 400.0],
         "min_area_mm2": 1.0,
+        "slice_scaling": "standard",
         "mass_factor": round(DEFAULT_MASS_FACTOR, 6),
         "mass_factor_source": "default",
         "kvp": 120.0,
