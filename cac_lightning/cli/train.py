@@ -173,7 +173,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         evaluator = next((c for c in callbacks if isinstance(c, ScanAgatstonEvaluation)), None)
         if trainer.is_global_zero:
             # the stable exported copy when there is one, so reruns write the same summary
-            summary = write_summary(cfg.summary_path, metrics, evaluator, best and (export or best))
+            bar = cfg.get("quality_bar")
+            bar = {str(k): float(v) for k, v in bar.items()} if bar else None
+            summary = write_summary(
+                cfg.summary_path, metrics, evaluator, best and (export or best), bar
+            )
             print(summary_table(summary))
     if export and trainer.is_global_zero:
         _export_best(trainer, str(export))

@@ -9,7 +9,14 @@ from cac_lightning.evaluation.report import json_safe
 from cac_lightning.io.atomic import atomic_write_text
 from cac_lightning.vessels import VESSELS
 
-__all__ = ["summary_table", "write_summary"]
+__all__ = ["meets_bar", "summary_table", "write_summary"]
+
+
+def meets_bar(metrics: dict, bar: dict[str, float]) -> bool:
+    """Whether every figure of ``bar`` (a run's ``quality_bar``, e.g. the demo's in
+    ``conf/experiment/demo.yaml``) is present in ``metrics`` and at least its value."""
+    return all(metrics.get(k) is not None and float(metrics[k]) >= v for k, v in bar.items())
+
 
 HEADLINE = (
     ("test/icc_agatston_total", "Agatston ICC, total"),
@@ -25,11 +32,17 @@ HEADLINE = (
 
 
 def write_summary(
-    path: str | Path, metrics: dict[str, float], evaluator=None, best_ckpt: str = ""
+    path: str | Path,
+    metrics: dict[str, float],
+    evaluator=None,
+    best_ckpt: str = "",
+    bar: dict[str, float] | None = None,
 ) -> dict:
-    """Write metrics (and per-scan results of ``evaluator``) to ``path`` as JSON."""
+    """Write metrics (and per-scan results of ``evaluator``) to ``path`` as JSON; with a
+    quality ``bar``, also the bar and whether the run meets it (``meets_bar``)."""
     summary = {
         "headline": {k: metrics.get(k) for k, _ in HEADLINE},
+        **({"bar": dict(bar), "meets_bar": meets_bar(metrics, bar)} if bar else {}),
         "metrics": dict(sorted(metrics.items())),
         "best_checkpoint": best_ckpt or None,
         "scans": getattr(evaluator, "results", {}) if evaluator is not None else {},
@@ -40,12 +53,20 @@ def write_summary(
     return summary
 
 
+def label_of(key: str) -> str:
+    """The headline label of a metric key."""
+    return dict(HEADLINE).get(key, key)
+
+
 def summary_table(summary: dict) -> str:
     """A plain-text table of the headline figures."""
     lines = ["", f"{'metric':<28} {'value':>10}", "-" * 39]
     for key, label in HEADLINE:
         v = summary["headline"].get(key)
         lines.append(f"{label:<28} {'n/a' if v is None else f'{v:10.3f}':>10}")
+    if summary.get("bar"):
+        bar = ", ".join(f"{label_of(k)} >= {v:.2f}" for k, v in summary["bar"].items())
+        lines.append(f"quality bar ({bar}): {'met' if summary['meets_bar'] else 'missed'}")
     if summary.get("path"):
         lines.append(f"written to {summary['path']}")
     return "\n".join(lines)
