@@ -5,7 +5,8 @@ No network and no training: CT numbers and shapes that hold on any chest CT.
 1. Everything is done on a coarse grid (:data:`COARSE_MM` pixels, block means), then mapped
    back to the native voxels.
 2. **Body**: the largest 3D component above :data:`LUNG_HU`, holes filled slice by slice.
-3. **Lungs**: air inside the body, 3D components of at least :data:`MIN_LUNG_ML`.
+3. **Lungs**: air whose slice component averages like lung, not gas (:data:`GAS_HU`), at least
+   :data:`LUNG_CORE_MM` thick, in 3D components of at least :data:`MIN_LUNG_ML`.
 4. **Chest cavity**: per slice, the convex hull of the lungs of the slices within
    :data:`HULL_REACH_MM` (below the lung bases, where the heart sits on the diaphragm in front
    of the lungs' posterior recesses, the lungs just above outline it).
@@ -54,6 +55,9 @@ MIN_LUNG_ML = 20.0
 GAS_HU = -930.0
 """A slice's air component whose mean lies below this is gas, not lung: air outside the body,
 in the stomach or bowel (lung parenchyma, with its vessels, averages about -750 to -880)."""
+LUNG_CORE_MM = 5.0
+"""Air thinner than this (in-plane radius, mm) is not lung: the sliver of outside air between
+the skin and the edge of a small cardiac field of view, whose block means look like lung."""
 MIN_LUNG_SLICE_MM2 = 500.0
 """A slice with at least this much lung counts as a lung slice (``ChestMasks.lung_slices``)."""
 HULL_REACH_MM = 30.0
@@ -140,15 +144,29 @@ def _shrink2d(mask: np.ndarray, radius_px: float) -> np.ndarray:
     return ndi.binary_erosion(mask, structure=_disk(radius_px)[None])
 
 
-def _lung_like(hu_c: np.ndarray) -> np.ndarray:
-    """Air pixels whose 2D component (per slice) averages like lung, not like gas.
-
-    The cardiac field of view often cuts the chest wall, so a lung may touch the image edge:
-    lungs are told from outside air by their mean CT number, not by being enclosed.
-    """
+def _outside_air(hu_c: np.ndarray) -> np.ndarray:
+    """Air outside the body: pure air (below :data:`GAS_HU`) reached from the image's edge,
+    grown by two pixels over the skin's partial-volume rim."""
     out = np.zeros(hu_c.shape, dtype=bool)
     for z, s in enumerate(hu_c):
-        lab, n = ndi.label(s <= LUNG_HU)
+        lab, _ = ndi.label(s < GAS_HU)
+        edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+        out[z] = np.isin(lab, edge[edge > 0])
+    return _grow2d(out, 2)
+
+
+def _lung_like(hu_c: np.ndarray) -> np.ndarray:
+    """Air pixels, outside air excepted, whose 2D component (per slice) averages like lung,
+    not like gas.
+
+    The cardiac field of view often cuts the chest wall, so a lung may touch the image edge:
+    lungs are told from outside air by their CT number (lung parenchyma is not pure air), not
+    by being enclosed.
+    """
+    out = np.zeros(hu_c.shape, dtype=bool)
+    air = (hu_c <= LUNG_HU) & ~_outside_air(hu_c)
+    for z, s in enumerate(hu_c):
+        lab, n = ndi.label(air[z])
         if n == 0:
             continue
         means = ndi.mean(s, lab, index=np.arange(1, n + 1))
@@ -226,7 +244,8 @@ def chest_masks(hu: np.ndarray, spacing_zyx: tuple[float, float, float]) -> Ches
     hu_c = _coarse(np.asarray(hu), factor)
 
     body = _largest(hu_c > LUNG_HU)
-    lungs, _, _ = _big_components(_lung_like(hu_c), MIN_LUNG_ML / voxel_ml)
+    thick = ndi.binary_opening(_lung_like(hu_c), structure=_disk(LUNG_CORE_MM / cy)[None])
+    lungs, _, _ = _big_components(thick, MIN_LUNG_ML / voxel_ml)
     body = np.stack([ndi.binary_fill_holes(s) for s in body | lungs]) if body.any() else body
     reach = int(round(HULL_REACH_MM / dz))
     hull, has = _hulls(lungs, MIN_LUNG_SLICE_MM2 / (cy * cx), reach)
