@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from cac_lightning.inference import Predictor
     from cac_lightning.io import read_volume
     from cac_lightning.models import build_net
+    from cac_lightning.models.checkpoint import DataGeometry
 
     torch.set_num_threads(args.threads)
     scans = [read_volume(s) for s in _series(Path(args.coca_root))]
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             grids.insert(0, (f"{own['spacing_mm']:g} mm{window}", own))
         for i, vol in enumerate(vols):
             for label, geom in grids:
-                predictor.data_geometry = geom
+                predictor.data_geometry = DataGeometry.from_dict(geom)
                 wall, cpu = _time(predictor, vol)
                 shape = "x".join(str(n) for n in vol.hu.shape)
                 print(f"{name:<34}{i:<8}{label + ' (' + shape + ')':<40}{wall:8.1f}{cpu:8.1f}",
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.ckpt:
         pred = Predictor.from_checkpoint(args.ckpt, device="cpu", batch_size=args.batch_size)
-        own = dict(pred.data_geometry) if pred.spacing_mm else None  # spacing and window
+        own = pred.data_geometry.to_dict() if pred.spacing_mm else None  # spacing and window
         run(f"{Path(args.ckpt).name} ({pred.describe()['net']})", pred, own, scans)
     if args.paper:
         net = build_net(

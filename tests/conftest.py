@@ -82,7 +82,7 @@ def always_lad_checkpoint(path, channels=(4, 8), data_geometry=None, bias=(0, 0,
     module = CACSegModule(
         net={"name": "unet", "channels": list(channels)},
         criterion={"name": "focal"},
-        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+        input={"window": [-1024.0, 2048.0]},
         data_geometry=data_geometry,
     )
     with torch.no_grad():

@@ -32,6 +32,7 @@ from cac_lightning.evaluation.dashboard import (
     write_dashboard,
 )
 from cac_lightning.io.atomic import atomic_write_text
+from cac_lightning.models.checkpoint import CheckpointRecord
 from cac_lightning.models.registry import count_parameters
 from cac_lightning.scoring.risk import RISK_CATEGORIES
 
@@ -119,13 +120,15 @@ class RunDashboard(Callback):
                     scans[split] = dm.scans(split)
                 except Exception:  # noqa: BLE001 - a split the data does not have
                     continue
-        net_cfg = dict(pl_module.hparams.get("net", {}) or {})
+        record = CheckpointRecord.from_hyper_parameters(pl_module.hparams)
+        net = record.network
+        geometry = record.data_geometry
         self.meta = {
             "data": data_summary(scans, name=type(dm).__name__ if dm is not None else ""),
-            "training_geometry": pl_module.hparams.get("data_geometry"),
+            "training_geometry": geometry.to_dict() if geometry else None,
             "model": {
-                "net": net_cfg.get("name"),
-                **model_summary(pl_module.net, int(net_cfg.get("in_channels", 2))),
+                "net": net.name if net else None,
+                **model_summary(pl_module.net, int(net.kwargs.get("in_channels", 2) if net else 2)),
             },
             "git_commit": git_commit(),
         }

@@ -1,14 +1,22 @@
-"""Record the training grid in the checkpoint (``data_geometry`` hyper-parameter)."""
+"""Record what the network is trained on in the checkpoint: the data geometry, the input's
+threshold source and the data definition (:mod:`cac_lightning.models.checkpoint`)."""
 
 from __future__ import annotations
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from cac_lightning.models.checkpoint import DataGeometry, InputSpec, describe_datamodule
+
 __all__ = ["RecordDataGeometry"]
 
 
 class RecordDataGeometry(Callback):
-    """Stores ``datamodule.geometry_summary()`` as the module's ``data_geometry`` hyper-parameter.
+    """Stores the DataModule's description in the module's hyper-parameters (checkpoint schema).
+
+    ``data_geometry``: :class:`~cac_lightning.models.checkpoint.DataGeometry` of
+    ``datamodule.geometry_summary()``; ``input.threshold``: ``datamodule.input_threshold()``
+    (``"scan"`` or a fixed HU); ``data``: the DataModule's class and arguments
+    (:func:`~cac_lightning.models.checkpoint.describe_datamodule`), which ``cac-eval`` rebuilds.
 
     Lightning calls a callback's ``setup`` after ``datamodule.setup(stage)`` and before
     training, on every rank (after rank 0's ``prepare_data``), so the checkpoint records the
@@ -17,6 +25,18 @@ class RecordDataGeometry(Callback):
     """
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        summary = getattr(trainer.datamodule, "geometry_summary", None)
-        if stage == "fit" and summary is not None:
-            pl_module.hparams["data_geometry"] = summary()
+        dm = trainer.datamodule
+        if stage != "fit" or dm is None:
+            return
+        summary = getattr(dm, "geometry_summary", None)
+        if summary is not None:
+            geometry = DataGeometry.from_dict(summary())
+            pl_module.hparams["data_geometry"] = geometry.to_dict() if geometry else None
+        threshold = getattr(dm, "input_threshold", None)
+        if threshold is not None:
+            spec = InputSpec.from_dict(pl_module.hparams.get("input"))
+            spec = InputSpec(spec.window, threshold())
+            pl_module.hparams["input"] = spec.to_dict()
+        data = describe_datamodule(dm)
+        if data is not None:
+            pl_module.hparams["data"] = data

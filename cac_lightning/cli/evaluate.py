@@ -1,10 +1,17 @@
 """``cac-eval``: the paper's evaluation report for a checkpoint on a dataset split.
 
-``cac-eval ckpt_path=CKPT [data=...] [splits=[test,test_zero]] [logger=wandb]`` (or
+``cac-eval ckpt_path=CKPT [splits=[test,test_zero]] [logger=wandb]`` (or
 ``ckpt_path=[CKPT,CKPT,...]``: an ensemble, :meth:`Predictor.from_checkpoints`;
 ``lesion_floor=P`` replaces the checkpoint's lesion-confidence floor, 0 removes it) writes
 ``report_dir`` (``metrics.json``, ``report.md``, ``records.jsonl``, PNG plots) and, with a
 W&B logger, logs the tables and plots to W&B.
+
+The scans are those of the data definition the checkpoint records (``data`` of
+:mod:`cac_lightning.models.checkpoint`: the DataModule and its arguments the network was trained
+with, so the splits, cohort, grid and thresholds are the training run's; an ensemble uses its
+first member's). ``data_dir=DIR`` says where that dataset lives on this machine; ``data=...``
+(a data group, e.g. ``data=manifest data.data_dir=DIR``) replaces the definition. Either prints
+one line saying so.
 """
 
 from __future__ import annotations
@@ -12,13 +19,17 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from cac_lightning.config import CONF_DIR
+from cac_lightning.errors import InputError
 
-__all__ = ["evaluate", "main"]
+__all__ = ["data_config", "evaluate", "main"]
+
+_DATA_PACKAGE = "cac_lightning.data."
 
 log = logging.getLogger("cac_lightning.eval")
 
@@ -38,7 +49,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     predictor = Predictor.from_checkpoints(list(paths), cfg.device, cfg.batch_size)
     if cfg.get("lesion_floor") is not None:
         predictor.set_floor(float(cfg.lesion_floor))
-    dm = instantiate(cfg.data)
+    data, note = data_config(cfg, predictor.record.data, str(paths[0]))
+    if note:
+        print(f"cac-eval: {note}")
+    dm = instantiate(data)
     dm.prepare_data()
     dm.setup("test")
     records = []
@@ -59,6 +73,56 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     metrics = metrics_by_split(records)
     _log_wandb(cfg, metrics, out)
     return metrics, out
+
+
+def _describe(data: Any) -> str:
+    """``CACDataModule at DIR`` of a data definition."""
+    return f"{str(data.get('_target_', '?')).rsplit('.', 1)[-1]} at {data.get('data_dir')}"
+
+
+def data_config(cfg: DictConfig, recorded: dict | None, ckpt: str) -> tuple[Any, str | None]:
+    """The data definition to evaluate on, and the line to print when it is not the
+    checkpoint's own.
+
+    Args:
+        cfg: the eval config: ``data`` (a data group given on the command line, else absent)
+            and ``data_dir`` (where the checkpoint's dataset lives here, else null).
+        recorded: the checkpoint's ``data`` record (``{"_target_": ..., **kwargs}``) or None.
+        ckpt: the checkpoint, for messages.
+
+    Raises:
+        InputError: no data group given and the checkpoint records no data definition, or a
+            recorded DataModule outside ``cac_lightning.data`` (a checkpoint never names code to
+            run).
+    """
+    given = cfg.get("data")
+    if given is not None:
+        if recorded is None:
+            return given, None
+        return given, (
+            f"data from the command line ({_describe(given)}), not the checkpoint's training "
+            f"data ({_describe(recorded)}): the figures are for the data you gave"
+        )
+    if recorded is None:
+        raise InputError(
+            f"{ckpt} records no data definition (written before cac-train stored it): give one, "
+            "e.g. data=synthetic or data=manifest data.data_dir=DIR"
+        )
+    target = str(recorded.get("_target_", ""))
+    if not target.startswith(_DATA_PACKAGE):
+        raise InputError(
+            f"{ckpt}: its data definition names {target!r}, not a DataModule of "
+            f"{_DATA_PACKAGE.rstrip('.')}: give data=..."
+        )
+    data = dict(recorded)
+    note = None
+    if cfg.get("data_dir"):
+        note = (
+            f"the checkpoint's data definition with data_dir={cfg.data_dir} "
+            f"(trained at {data.get('data_dir')})"
+        )
+        data["data_dir"] = str(cfg.data_dir)
+    return OmegaConf.create(data), note
 
 
 def _log_wandb(cfg: DictConfig, metrics: dict, out: Path) -> None:

@@ -1,7 +1,8 @@
 """Safe resume for ``cac-train ckpt_path=...``: load weights-only, check, then hand to Lightning.
 
-The checkpoint is read here with ``torch.load(weights_only=True)`` (explicitly, so
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it off) and checked against the model
+The checkpoint is read here weights-only (:func:`cac_lightning.models.checkpoint.load`, which
+passes ``weights_only=True`` explicitly, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it
+off) and checked against the model
 before Lightning sees it; ``cac-train`` also passes ``weights_only=True`` to ``fit`` and
 ``test``. A file that is missing, truncated, not a training checkpoint, or made for another
 network is one :class:`~cac_lightning.errors.InputError` line.
@@ -10,7 +11,6 @@ network is one :class:`~cac_lightning.errors.InputError` line.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from lightning.pytorch import Callback
 
@@ -21,29 +21,22 @@ __all__ = ["StopAtStart", "check_against_model", "load_resume_checkpoint", "stop
 TRAINING_KEYS = ("state_dict", "epoch", "global_step", "optimizer_states")
 
 
-def _first_line(err: BaseException) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
 def load_resume_checkpoint(path: str | os.PathLike) -> dict:
-    """The checkpoint at ``path`` read with ``weights_only=True``; InputError when unusable."""
-    import torch
+    """The checkpoint at ``path`` read weights-only; InputError when unusable."""
+    from cac_lightning.models import checkpoint
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"ckpt_path={path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unpickling/zip failure: one line, never the payload
-        raise InputError(
-            f"ckpt_path={path}: not a loadable checkpoint ({_first_line(err)[:200]})"
-        ) from None
+    ckpt = checkpoint.load(path, "ckpt_path=")
     missing = [k for k in TRAINING_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise InputError(
             f"ckpt_path={path}: not a cac-train training checkpoint (lacks {', '.join(missing)})"
         )
+    hp = ckpt.get("hyper_parameters")
+    if isinstance(hp, dict):
+        try:
+            checkpoint.migrate(hp, ckpt)  # an unknown or newer schema version: refused here
+        except ValueError as err:
+            raise InputError(f"ckpt_path={path}: {err}") from None
     return ckpt
 
 
@@ -51,8 +44,9 @@ def check_against_model(ckpt: dict, model, path: str | os.PathLike) -> None:
     """InputError naming the first parameter whose name or shape differs from ``model``'s."""
     theirs = ckpt["state_dict"]
     ours = model.state_dict()
-    net = (ckpt.get("hyper_parameters") or {}).get("net") or {}
-    made_for = f" (it was trained with model.net={net.get('name')})" if net.get("name") else ""
+    net = (ckpt.get("hyper_parameters") or {}).get("net")
+    name = net.get("name") if isinstance(net, dict) else None
+    made_for = f" (it was trained with model.net={name})" if name else ""
     for key, value in ours.items():
         if key not in theirs:
             raise InputError(f"ckpt_path={path} does not fit this model{made_for}: no {key}")

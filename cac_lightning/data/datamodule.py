@@ -150,7 +150,8 @@ class CACDataModule(pl.LightningDataModule):
         validate_on: str = "val",
     ) -> None:
         super().__init__()
-        # Plain values only, so checkpoints load with torch.load(weights_only=True).
+        # Plain values only, so checkpoints load weights-only (cac-eval rebuilds the DataModule
+        # from them: models/checkpoint.py, ``data``).
         self.save_hyperparameters(
             {
                 k: _plain(v)
@@ -284,8 +285,14 @@ class CACDataModule(pl.LightningDataModule):
             self.setup()
         return list(self._scans[split])
 
+    def input_threshold(self) -> str | float:
+        """Where the mask channel's threshold comes from, for ``model.hparams.input``:
+        ``"scan"`` (each scan's own, ``per_scan_threshold``) or the one fixed ``threshold_hu``."""
+        return "scan" if self.per_scan_threshold else self.threshold_hu
+
     def geometry_summary(self) -> dict:
-        """What the network is trained on, for ``model.hparams.data_geometry``.
+        """What the network is trained on, for ``model.hparams.data_geometry``
+        (:class:`~cac_lightning.models.checkpoint.DataGeometry`).
 
         Keys (interfaces §1): ``spacing_mm`` (the training in-plane spacing; at native spacing
         the median native spacing of the training scans), ``fov_mm`` (the field of view side or

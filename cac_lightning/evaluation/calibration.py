@@ -96,13 +96,9 @@ def calibrate_floor(
 
 
 def write_floor(src: str | Path, record: dict, dest: str | Path | None = None) -> None:
-    """Write checkpoint ``src`` with ``record`` as its ``lesion_confidence`` hyper-parameter to
-    ``dest`` (default: ``src`` itself), atomically."""
-    import torch
+    """Write checkpoint ``src`` with ``record`` as its ``lesion_confidence`` to ``dest``
+    (default: ``src`` itself), atomically, in the current checkpoint schema
+    (:func:`cac_lightning.models.checkpoint.set_lesion_floor`)."""
+    from cac_lightning.models.checkpoint import set_lesion_floor
 
-    from cac_lightning.io.atomic import atomic_path
-
-    ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    ckpt["hyper_parameters"]["lesion_confidence"] = record
-    with atomic_path(src if dest is None else dest) as tmp:
-        torch.save(ckpt, tmp)
+    set_lesion_floor(src, record, dest)

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage
 
+from cac_lightning.models.checkpoint import LesionFloor
+
 __all__ = [
     "FLOOR_GRID",
     "apply_floor",
@@ -78,22 +80,20 @@ def choose_floor(errors: Mapping[float, float]) -> float:
 
 
 def floor_record(floor: float, errors: Mapping[float, float], split: str, n_scans: int) -> dict:
-    """The checkpoint's ``lesion_confidence`` hyper-parameter (plain names and numbers)."""
-    return {
-        "floor": float(floor),
-        "calibrated_on": split,
-        "n_scans": int(n_scans),
-        "agatston_mae": {f"{f:g}": float(e) for f, e in sorted(errors.items())},
-    }
+    """The checkpoint's ``lesion_confidence`` hyper-parameter (plain names and numbers;
+    :class:`~cac_lightning.models.checkpoint.LesionFloor`)."""
+    return LesionFloor(
+        float(floor),
+        split,
+        int(n_scans),
+        {f"{f:g}": float(e) for f, e in sorted(errors.items())},
+    ).to_dict()
 
 
 def recorded_floor(record: Mapping | None) -> float:
-    """The floor of a checkpoint's ``lesion_confidence`` record (0 when absent)."""
-    value = (record or {}).get("floor", 0.0)
-    try:
-        floor = float(value)
-    except (TypeError, ValueError):
-        floor = float("nan")
-    if not 0.0 <= floor < 1.0:
-        raise ValueError(f"the lesion-confidence floor must be in [0, 1), got {value!r}")
-    return floor
+    """The floor of a checkpoint's ``lesion_confidence`` record (0 when absent).
+
+    Raises:
+        ValueError: a floor outside [0, 1).
+    """
+    return (LesionFloor.from_dict(record) or LesionFloor()).floor

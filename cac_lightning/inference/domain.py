@@ -1,6 +1,7 @@
 """Domain-shift warnings: where a scan lies outside what a checkpoint was trained on.
 
-The checkpoint's ``data_geometry`` (written by ``cac-train``) records the ranges of the
+The checkpoint's ``data_geometry`` (written by ``cac-train``;
+:class:`~cac_lightning.models.checkpoint.DataGeometry`) records the ranges of the
 training scans: ``pixel_spacing_mm`` [min, max], ``slice_thickness_mm`` [min, max],
 ``fov_range_mm`` [min, max] (native field of view), ``kvp`` (the tube voltages seen).
 The training grid itself is in-domain: a scan at ``spacing_mm`` raises no spacing line, and
@@ -12,8 +13,10 @@ JSON's ``warnings`` and, with ``--strict-domain``, refuses the scan.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
+
+from cac_lightning.models.checkpoint import DataGeometry
 
 __all__ = [
     "NON_GATED_FOV_MM",
@@ -74,16 +77,6 @@ def acquisition(volume: Any) -> str:
     return "unknown"
 
 
-def _range(value: Any) -> tuple[float, float] | None:
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        return None
-    try:
-        lo, hi = float(value[0]), float(value[1])
-    except (TypeError, ValueError):
-        return None
-    return (lo, hi) if lo <= hi else None
-
-
 def _widen(rng: tuple[float, float] | None, value: Any) -> tuple[float, float] | None:
     """``rng`` stretched to include ``value`` (the training grid's own spacing is in-domain)."""
     if rng is None or not isinstance(value, (int, float)) or not value > 0:
@@ -103,41 +96,43 @@ def _line(what: str, value: float, unit: str, rng: tuple[float, float]) -> str:
     return f"{what} {value:.3g} {unit} is outside the training range {lo}-{hi} {unit}"
 
 
-def domain_warnings(volume: Any, data_geometry: Mapping[str, Any] | None) -> list[str]:
+def domain_warnings(
+    volume: Any, data_geometry: DataGeometry | Mapping[str, Any] | None
+) -> list[str]:
     """One line for each property of ``volume`` outside the checkpoint's training data.
 
     Args:
         volume: a :class:`~cac_lightning.io.volume.Volume` (or anything with ``geometry``,
             ``kvp`` and optionally ``extra``).
-        data_geometry: the checkpoint's ``data_geometry`` (None: an older checkpoint).
+        data_geometry: the checkpoint's :class:`DataGeometry` (or its dict; None: not recorded).
 
     Returns:
         Lines about pixel spacing, slice thickness, field of view, kVp and ECG gating, in
         that order; one line saying the ranges are unknown when ``data_geometry`` is None.
     """
-    if not data_geometry:
+    geo = DataGeometry.from_dict(data_geometry)
+    if geo is None:
         return ["the checkpoint records no training data geometry: domain not checked"]
     g = volume.geometry
     out: list[str] = []
-    rng = _widen(_range(data_geometry.get("pixel_spacing_mm")), data_geometry.get("spacing_mm"))
+    rng = _widen(geo.pixel_spacing_mm, geo.spacing_mm)
     if rng is not None:
         worst = max((float(s) for s in g.pixel_spacing), key=lambda s: abs(s - sum(rng) / 2))
         if _outside(worst, rng):
             out.append(_line("pixel spacing", worst, "mm", rng))
-    rng = _range(data_geometry.get("slice_thickness_mm"))
+    rng = geo.slice_thickness_mm
     thickness = g.slice_thickness if g.slice_thickness is not None else g.slice_spacing
     if rng is not None and _outside(float(thickness), rng):
         out.append(_line("slice thickness", float(thickness), "mm", rng))
-    rng = _range(data_geometry.get("fov_range_mm"))
-    if rng is not None and data_geometry.get("fov_mm"):
+    rng = geo.fov_range_mm
+    if rng is not None and geo.fov_mm:
         # The Predictor cuts the training window (fov_mm) from any wider scan: the network
         # sees the same physical window, so only a narrower scan or a much wider one is new.
-        rng = (float(data_geometry["fov_mm"]), max(rng[1], float(data_geometry["fov_mm"])))
+        rng = (geo.fov_mm, max(rng[1], geo.fov_mm))
     if rng is not None and _outside(field_of_view_mm(g), rng):
         out.append(_line("field of view", field_of_view_mm(g), "mm", rng))
-    kvps = data_geometry.get("kvp")
-    if kvps:
-        seen = sorted({int(round(float(k))) for k in kvps})
+    if geo.kvp:
+        seen = list(geo.kvp)
         kvp = getattr(volume, "kvp", None)
         if kvp is None:
             out.append(f"kVp unknown; the training scans were {', '.join(map(str, seen))} kVp")

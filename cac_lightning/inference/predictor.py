@@ -1,12 +1,12 @@
 """The Predictor: a trained network -> calcium label map on a scan's native grid.
 
 The one place a network meets a scan, used by ``cac-score``, ``cac-eval``, the validation
-callback and the image logger alike, and the only reader of a checkpoint's schema. A
-checkpoint holds everything inference needs in its hyper-parameters: the network name and
-arguments (``net``), the input window (``input``), the class map (``class_names``), the
-scoring settings (``scoring``) and the geometry of the training data (``data_geometry``:
-the pixel spacing the network was trained at and the ranges it saw). It is read with
-``torch.load(weights_only=True)``, so loading a checkpoint never runs code from it.
+callback and the image logger alike. A checkpoint holds everything inference needs
+(:mod:`cac_lightning.models.checkpoint`, read by :func:`~cac_lightning.models.checkpoint.read`
+weights-only, so loading a checkpoint never runs code from it): the network (``net``), the
+input window and threshold source (``input``), the class map, the scoring settings and the
+geometry of the training data (``data_geometry``: the pixel spacing the network was trained at
+and the ranges it saw).
 
 :meth:`Predictor.predict` for each batch of axial slices:
 
@@ -16,7 +16,8 @@ the pixel spacing the network was trained at and the ranges it saw). It is read 
 1. resamples the HU slices (bilinear, anti-aliased as in training) to the training pixel
    spacing (none when the checkpoint records none: a warning is logged once);
 2. pads them with air to the network's multiple (16 or 32 pixels) and builds the 2-channel
-   input (:func:`~cac_lightning.models.inputs.make_input`) with the scan's threshold;
+   input (:func:`~cac_lightning.models.inputs.make_input`) with the scan's threshold (or the
+   fixed one the checkpoint's ``input.threshold`` records);
 3. runs the network in bf16 autocast on CUDA, float32 on CPU (the same for validation and
    ``cac-score``);
 4. crops the padding, maps the logits back to the native grid (bilinear), takes the argmax
@@ -42,8 +43,6 @@ their softmax) take the place of the logits above.
 from __future__ import annotations
 
 import logging
-import pickle
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,9 +61,10 @@ from cac_lightning.heart.region import (
     find_heart,
 )
 from cac_lightning.inference.confidence import apply_floor, recorded_floor
+from cac_lightning.models import checkpoint
+from cac_lightning.models.checkpoint import CheckpointRecord, DataGeometry
 from cac_lightning.models.inputs import (
     AIR_HU,
-    DEFAULT_WINDOW,
     MASK_CHANNEL,
     gate_labels,
     make_input,
@@ -125,50 +125,29 @@ def _foreground(logits: torch.Tensor, wanted: bool) -> torch.Tensor | None:
     return 1.0 - torch.softmax(logits, dim=1)[:, 0] if wanted else None
 
 
-def _load(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        what = f" such as {found.group(1)}" if found else ""
-        raise InputError(
-            f"{path}: not a loadable checkpoint: it holds objects{what} that "
-            "weights-only loading refuses (a checkpoint never runs code)"
-        ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path}: not a loadable checkpoint ({first[:200]})") from None
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hp, dict) or "net" not in hp or "state_dict" not in ckpt:
-        raise InputError(f"{path}: not a cac-train checkpoint (no network hyper-parameters)")
-    return ckpt
-
-
-def _build(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """The network of a cac-train checkpoint on ``device`` (eval mode) and its hyper-parameters."""
+def _build(path: Path, device: torch.device) -> tuple[torch.nn.Module, CheckpointRecord]:
+    """The network of a cac-train checkpoint on ``device`` (eval mode) and its record."""
     from cac_lightning.models import build_net
 
-    if not path.is_file():
-        raise InputError(f"checkpoint {path} does not exist")
-    ckpt = _load(path)
-    hp = ckpt["hyper_parameters"]
-    names = tuple(hp.get("class_names", CLASS_NAMES))
-    if names != CLASS_NAMES:
-        raise InputError(f"{path}: class map {names} differs from this version's {CLASS_NAMES}")
-    net_cfg = dict(hp["net"])
-    net = build_net(net_cfg.pop("name"), **net_cfg)
-    state = {k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}
+    record = checkpoint.read(path)
+    if record.class_names != CLASS_NAMES:
+        raise InputError(
+            f"{path}: class map {record.class_names} differs from this version's {CLASS_NAMES}"
+        )
     try:
-        net.load_state_dict(state)
+        net = build_net(record.network.name, **record.network.kwargs)
+    except TypeError as err:
+        raise InputError(f"{path}: the recorded network does not build ({err})") from None
+    try:
+        net.load_state_dict(record.network_state())
     except RuntimeError as err:
         raise InputError(
             f"{path}: weights do not fit the network ({str(err).splitlines()[0]})"
         ) from None
     net.to(device).eval()
-    if hp.get("channels_last"):
+    if record.training.channels_last:
         net.to(memory_format=torch.channels_last)
-    return net, hp
+    return net, record
 
 
 class _Ensemble(torch.nn.Module):
@@ -183,12 +162,12 @@ class _Ensemble(torch.nn.Module):
         return torch.stack([F.log_softmax(n(x).float(), dim=1) for n in self.nets]).mean(0)
 
 
-# What every member of an ensemble must share: (what, value in the hyper-parameters).
-_SHARED = {
-    "input window": lambda hp: list((hp.get("input") or {}).get("window", DEFAULT_WINDOW)),
-    "training spacing": lambda hp: (hp.get("data_geometry") or {}).get("spacing_mm"),
-    "training field of view": lambda hp: (hp.get("data_geometry") or {}).get("fov_mm"),
-    "scoring settings": lambda hp: dict(hp.get("scoring") or {}),
+# What every member of an ensemble must share: (what, value in the record).
+_SHARED: dict[str, Callable[[CheckpointRecord], Any]] = {
+    "input": lambda r: r.input,
+    "training spacing": lambda r: r.data_geometry.spacing_mm if r.data_geometry else None,
+    "training field of view": lambda r: r.data_geometry.fov_mm if r.data_geometry else None,
+    "scoring settings": lambda r: r.scoring,
 }
 
 
@@ -197,41 +176,48 @@ class Predictor:
 
     Args:
         net: maps a (B, 2, H, W) float input to (B, 5, H, W) logits (an ``nn.Module``).
-        hparams: the module's hyper-parameters (plain dict): ``input`` (``window``),
-            ``scoring`` (:class:`~cac_lightning.scoring.ScoringConfig` fields),
-            ``data_geometry`` (see ``docs``/interfaces: ``spacing_mm``, ``fov_mm``,
-            ``pixel_spacing_mm``, ``slice_thickness_mm``, ``fov_range_mm``, ``kvp``),
-            ``lesion_confidence`` (``floor``: :mod:`~cac_lightning.inference.confidence`).
+        hparams: the checkpoint's :class:`~cac_lightning.models.checkpoint.CheckpointRecord`,
+            or the module's hyper-parameters in its schema (plain dict; missing fields take
+            their defaults): ``input`` (``window``, ``threshold``), ``scoring``
+            (:class:`~cac_lightning.scoring.ScoringConfig` fields), ``data_geometry``
+            (``spacing_mm``, ``fov_mm``, ``pixel_spacing_mm``, ``slice_thickness_mm``,
+            ``fov_range_mm``, ``kvp``), ``lesion_confidence`` (``floor``:
+            :mod:`~cac_lightning.inference.confidence`).
         device: where ``net`` runs.
         batch_size: slices per forward pass (default 16).
         name: a label for reports (checkpoint file name or network class).
+
+    Raises:
+        InputError: hyper-parameters that do not fit the checkpoint schema (a spacing that is
+            not a positive number, a floor outside [0, 1), ...).
     """
 
     def __init__(
         self,
         net: Callable[[torch.Tensor], torch.Tensor],
-        hparams: Mapping[str, Any] | None = None,
+        hparams: CheckpointRecord | Mapping[str, Any] | None = None,
         device: torch.device | str = "cpu",
         batch_size: int = 16,
         name: str = "",
     ) -> None:
-        hp = dict(hparams or {})
-        inp = dict(hp.get("input") or {})
         self.net = net
-        self.window: tuple[float, float] = tuple(
-            float(w) for w in inp.get("window", DEFAULT_WINDOW)
-        )  # type: ignore[assignment]
-        self.scoring: dict = dict(hp.get("scoring") or {})
-        geometry = hp.get("data_geometry")
-        self.data_geometry: dict | None = dict(geometry) if geometry else None
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.multiple = _net_multiple(getattr(net, "net", net))
         self.name = name or type(getattr(net, "net", net)).__name__
-        try:
-            self.lesion_floor = recorded_floor(hp.get("lesion_confidence"))
-        except ValueError as err:
-            raise InputError(f"{self.name}: {err}") from None
+        if isinstance(hparams, CheckpointRecord):
+            record = hparams
+        else:
+            try:
+                record = CheckpointRecord.from_hyper_parameters(hparams)
+            except ValueError as err:
+                raise InputError(f"{self.name}: {err}") from None
+        self.record = record
+        self.input = record.input
+        self.window: tuple[float, float] = record.input.window
+        self.scoring: dict = dict(record.scoring)
+        self.data_geometry: DataGeometry | None = record.data_geometry
+        self.lesion_floor = record.lesion_floor
         self.floor_everywhere = False  # True once set_floor is called: also outside the domain
         self.heart_method = self.default_heart
         self.heart_margin_mm = DEFAULT_MARGIN_MM
@@ -280,19 +266,17 @@ class Predictor:
         built = [_build(p, dev) for p in paths]
         net, first = built[0]
         name = paths[0].name
-        for path, (_, hp) in zip(paths[1:], built[1:], strict=True):
+        for path, (_, rec) in zip(paths[1:], built[1:], strict=True):
             for what, get in _SHARED.items():
-                if get(hp) != get(first):
+                if get(rec) != get(first):
                     raise InputError(
                         f"{path.name} and {paths[0].name} differ in their {what} "
-                        f"({get(hp)} vs {get(first)}): they cannot be ensembled"
+                        f"({get(rec)} vs {get(first)}): they cannot be ensembled"
                     )
         if len(built) > 1:
             net = _Ensemble([n for n, _ in built]).to(dev).eval()
             name = f"ensemble of {len(paths)}: " + ", ".join(str(p) for p in paths)
-        predictor = cls(net, first, dev, batch_size, name=name)
-        predictor.spacing_mm  # noqa: B018 - a bad recorded spacing fails here, once
-        return predictor
+        return cls(net, first, dev, batch_size, name=name)
 
     @classmethod
     def from_module(cls, module: Any, batch_size: int = 16) -> Predictor:
@@ -309,23 +293,8 @@ class Predictor:
 
     @property
     def spacing_mm(self) -> float | None:
-        """In-plane spacing the network was trained at (None: unknown, predict natively).
-
-        Raises:
-            InputError: a recorded spacing that is not a positive number.
-        """
-        value = (self.data_geometry or {}).get("spacing_mm")
-        if value is None:
-            return None
-        try:
-            spacing = float(value)
-        except (TypeError, ValueError):
-            spacing = float("nan")
-        if not spacing > 0 or spacing == float("inf"):
-            raise InputError(
-                f"{self.name}: data_geometry.spacing_mm must be a positive number, got {value!r}"
-            )
-        return spacing
+        """In-plane spacing the network was trained at (None: unknown, predict natively)."""
+        return self.data_geometry.spacing_mm if self.data_geometry else None
 
     def scoring_config(self, overrides: Mapping[str, Any] | None = None) -> ScoringConfig:
         """The checkpoint's scoring settings with ``overrides`` (None values ignored) on top."""
@@ -431,7 +400,7 @@ class Predictor:
                 hu[:, None], size=size, mode="bilinear", align_corners=False, antialias=True
             )[:, 0]
         padded, (top, bottom, left, right) = _pad_to(hu, self.multiple)
-        x = make_input(padded, self.window, threshold_hu)
+        x = make_input(padded, self.window, self.input.mask_threshold(threshold_hu))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = self.net(x)
         h, w = padded.shape[-2:]
@@ -450,7 +419,7 @@ class Predictor:
         """The training field of view on the native grid (around ``centre_yx``, the heart
         region's centre, else the body centre as in training), or None to predict the whole
         slice (no window recorded, or the scan is not wider)."""
-        fov = (self.data_geometry or {}).get("fov_mm")
+        fov = self.data_geometry.fov_mm if self.data_geometry else None
         if not fov or pixel_spacing is None:
             return None
         n_y, n_x = np.shape(hu)[1:]

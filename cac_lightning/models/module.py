@@ -11,10 +11,13 @@ as negatives, class 0 is not averaged. An epoch with no calcium at all, found or
 1.0. With deep supervision the loss is the mean of the head losses in every stage; the metrics
 use the network's single output (final or mean head).
 
-Hyper-parameters hold only plain names and numbers (a checkpoint loads with
-``torch.load(path, weights_only=True)``): the optimizer and scheduler partials are stored as
-``optimizer_cfg`` / ``scheduler_cfg`` dicts ``{"name": "<dotted class>", **keywords}``, from which
-a module loaded from a checkpoint rebuilds them.
+Hyper-parameters hold only plain names and numbers and follow the checkpoint schema
+(:mod:`cac_lightning.models.checkpoint`): ``on_save_checkpoint`` passes them through
+:func:`~cac_lightning.models.checkpoint.normalise`, which stamps the schema version and the
+package versions, so the file Lightning's ``ModelCheckpoint`` writes is a schema checkpoint. The
+optimizer and scheduler partials are stored as ``optimizer_cfg`` / ``scheduler_cfg`` dicts
+``{"name": "<dotted class>", **keywords}``, from which a module loaded from a checkpoint
+rebuilds them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from torchmetrics.classification import MulticlassStatScores
 
 from cac_lightning.errors import CACError
+from cac_lightning.models.checkpoint import DataGeometry, InputSpec, normalise
 from cac_lightning.models.inputs import candidates, gate_labels
 from cac_lightning.models.losses import build_criterion
 from cac_lightning.models.registry import build_net
@@ -156,7 +160,10 @@ class CACSegModule(L.LightningModule):
             ``optimizer_cfg`` or Adam, lr 1e-4 (paper).
         scheduler: Factory called with the optimizer, stepped every epoch; None ->
             ``scheduler_cfg`` or ExponentialLR, gamma 0.95 (paper: -5% per epoch).
-        input: Plain dict describing the 2-channel input (window, threshold); stored only.
+        input: Plain dict of the 2-channel input,
+            :class:`~cac_lightning.models.checkpoint.InputSpec` (``window``; ``threshold``:
+            ``"scan"`` or a fixed HU, recorded from the DataModule by
+            :class:`~cac_lightning.callbacks.geometry.RecordDataGeometry`); stored only.
         scoring: Plain dict of scoring settings; stored only.
         compile: ``torch.compile`` the network (in place) in ``setup``. Default False.
         channels_last: Use the channels-last memory format for the net and its inputs.
@@ -164,9 +171,10 @@ class CACSegModule(L.LightningModule):
             (a module loaded from a checkpoint gets it back from the hyper-parameters).
         scheduler_cfg: Likewise for the scheduler.
         loss_region: ``"all"`` pixels (the paper) or only the ``"candidates"`` >= threshold.
-        data_geometry: Plain dict describing the training data's geometry (``spacing_mm``,
-            ``fov_mm``, ``pixel_spacing_mm``, ``slice_thickness_mm``, ``fov_range_mm``,
-            ``kvp``), read by :class:`~cac_lightning.inference.Predictor`; stored only.
+        data_geometry: Plain dict of the training data's geometry,
+            :class:`~cac_lightning.models.checkpoint.DataGeometry` (``spacing_mm``, ``fov_mm``,
+            ``pixel_spacing_mm``, ``slice_thickness_mm``, ``fov_range_mm``, ``kvp``), read by
+            :class:`~cac_lightning.inference.Predictor`; stored only.
     """
 
     def __init__(
@@ -195,11 +203,16 @@ class CACSegModule(L.LightningModule):
         self._scheduler_factory = scheduler
         opt_cfg = describe_partial(optimizer) or _plain(optimizer_cfg, "optimizer_cfg")
         sched_cfg = describe_partial(scheduler) or _plain(scheduler_cfg, "scheduler_cfg")
+        try:
+            input_spec = InputSpec.from_dict(_plain(input, "input")).to_dict()
+            geometry = DataGeometry.from_dict(_plain(data_geometry, "data_geometry"))
+        except ValueError as err:
+            raise CACError(str(err)) from None
         self.save_hyperparameters(
             {
                 "net": net_cfg,
                 "criterion": crit_cfg,
-                "input": _plain(input or {}, "input"),
+                "input": input_spec,
                 "scoring": _plain(scoring or {}, "scoring"),
                 "compile": bool(compile),
                 "channels_last": bool(channels_last),
@@ -207,7 +220,7 @@ class CACSegModule(L.LightningModule):
                 "scheduler_cfg": sched_cfg or dict(PAPER_SCHEDULER),
                 "class_names": list(CLASS_NAMES),
                 "loss_region": str(loss_region),
-                "data_geometry": _plain(data_geometry, "data_geometry"),
+                "data_geometry": geometry.to_dict() if geometry else None,
             }
         )
         if loss_region not in LOSS_REGIONS:
@@ -226,6 +239,13 @@ class CACSegModule(L.LightningModule):
             )
             setattr(self, f"{stage}_stats", stats)
         self._compiled = False
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Write the hyper-parameters in the checkpoint schema (version and versions stamped)."""
+        try:
+            checkpoint["hyper_parameters"] = normalise(checkpoint["hyper_parameters"])
+        except ValueError as err:
+            raise CACError(f"cannot save the checkpoint: {err}") from None
 
     # -- inference -------------------------------------------------------------------------
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Initialise a network from a checkpoint's weights (``cac-train ... init_from=CKPT``).
 
-Fine-tuning, not resuming: only the weights are taken (``torch.load(weights_only=True)``); the
+Fine-tuning, not resuming: only the weights are taken (read weights-only by
+:func:`cac_lightning.models.checkpoint.load`); the
 optimiser, scheduler, epoch and step counters start fresh, and any dataset may follow. The
 checkpoint must hold the same network: every parameter and buffer name and shape must match,
 otherwise an :class:`~cac_lightning.errors.InputError` says what differs (one line, exit code 2
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 
 from cac_lightning.errors import InputError
+from cac_lightning.models import checkpoint
 
 __all__ = ["load_init_weights"]
 
@@ -22,18 +24,21 @@ log = logging.getLogger(__name__)
 
 
 def _state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(
-            f"init_from={path}: not a readable weights-only checkpoint ({msg})"
-        ) from err
+    ckpt = checkpoint.load(path, "init_from=")
     if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
         return ckpt["state_dict"], ckpt
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         return ckpt, {}
     raise InputError(f"init_from={path}: holds no state_dict")
+
+
+def _net(ckpt: dict) -> dict | None:
+    """The source checkpoint's network (``net`` of the schema), if it records one."""
+    net = (ckpt.get("hyper_parameters") or {}).get("net")
+    try:
+        return checkpoint.NetworkSpec.from_dict(net).to_dict() if net else None
+    except ValueError:
+        return None
 
 
 def load_init_weights(model: torch.nn.Module, path: str | Path) -> dict:
@@ -50,8 +55,6 @@ def load_init_weights(model: torch.nn.Module, path: str | Path) -> dict:
         InputError: missing/unreadable file, or a network that does not match.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"init_from={path}: no such checkpoint file")
     state, ckpt = _state_dict(path)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -62,7 +65,7 @@ def load_init_weights(model: torch.nn.Module, path: str | Path) -> dict:
         if tuple(state[k].shape) != tuple(own[k].shape)
     ]
     if missing or unexpected or shapes:
-        src = (ckpt.get("hyper_parameters") or {}).get("net")
+        src = _net(ckpt)
         first = shapes or [f"missing {k}" for k in missing] or [f"extra {k}" for k in unexpected]
         raise InputError(
             f"init_from={path}: the checkpoint's network does not match this model "
@@ -74,7 +77,7 @@ def load_init_weights(model: torch.nn.Module, path: str | Path) -> dict:
         "path": str(path),
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
-        "net": (ckpt.get("hyper_parameters") or {}).get("net"),
+        "net": _net(ckpt),
     }
     log.info(
         "initialised %d tensors from %s (its epoch %s); fresh optimiser, epoch 0",

@@ -47,10 +47,11 @@ keep() {
   cp "$dir/demo/metrics.json" "$WORK/keep/${name}_metrics.json" 2>/dev/null ||
     echo "$name: no metrics.json"
   "$PY" - "$dir/demo/best.ckpt" "$WORK/keep/${name}.ckpt" <<'EOF'
-import sys, torch
-ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
-keep = ("hyper_parameters", "state_dict", "epoch", "global_step", "pytorch-lightning_version")
-torch.save({k: ckpt[k] for k in keep if k in ckpt}, sys.argv[2])
+import sys
+from cac_lightning.models import checkpoint
+record = checkpoint.read(sys.argv[1])
+keep = ("epoch", "global_step", "pytorch-lightning_version")
+checkpoint.write(record.replace(lightning={k: record.lightning[k] for k in keep if k in record.lightning}), sys.argv[2])
 EOF
   tar -czf "$OUT/results.tgz" -C "$WORK/keep" .  # rewritten after each run: a cut-off leaves it
 }

@@ -30,8 +30,8 @@ done
 echo "== ensemble of seeds ${seeds[*]}"
 python "$here/evaluate_coca.py" "${files[@]/#/--ckpt=}" --coca "$coca" \
     --json "$out/ensemble_coca.json"
-# The ensemble on the demo's synthetic validation and test scans (the demo's data settings:
-# experiment/demo.yaml and recipe/cpu_grid.yaml), report in OUT_DIR/ensemble_eval.
-cac-eval "ckpt_path=[$(IFS=,; echo "${files[*]}")]" data.synthetic.n_scans=80 data.synthetic.size=256 \
-    data.target_spacing_mm=1.0 data.fov_mm=128.0 "splits=[val,test,test_zero]" \
+# The ensemble on the demo's synthetic validation and test scans (the data definition the
+# checkpoints record: experiment/demo.yaml and recipe/cpu_grid.yaml), report in
+# OUT_DIR/ensemble_eval.
+cac-eval "ckpt_path=[$(IFS=,; echo "${files[*]}")]" "splits=[val,test,test_zero]" \
     report_dir="$out/ensemble_eval" device=cpu

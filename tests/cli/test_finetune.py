@@ -68,7 +68,7 @@ def test_init_from_mismatch_and_bad_files(train_cfg, cohort, tmp_path):
     with pytest.raises(InputError, match="no such checkpoint"):
         load_init_weights(model, tmp_path / "missing.ckpt")
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="not a readable weights-only checkpoint"):
+    with pytest.raises(InputError, match="not a loadable checkpoint"):
         load_init_weights(model, tmp_path / "junk.ckpt")
 
 

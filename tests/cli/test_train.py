@@ -176,9 +176,10 @@ def test_ddp_two_cpu_processes(train_cfg, cohort):
         assert n >= 1 and metrics[f"{split}/n_scans"] == n, split
 
 
-def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
+def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path, capsys):
     """cac-eval on a freshly trained checkpoint writes the paper's report, and its metrics are
-    those of cac-train's test callback on the same checkpoint and scans (one metric path)."""
+    those of cac-train's test callback on the same checkpoint and scans (one metric path); by
+    default on the data the checkpoint records, a data group given instead is said in a line."""
     import json
 
     from hydra import compose, initialize_config_dir
@@ -197,15 +198,14 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
     callback = next(c for c in trainer.callbacks if isinstance(c, ScanAgatstonEvaluation))
     GlobalHydra.instance().clear()
 
-    def cac_eval(ckpt_path: str, report: str):
+    def cac_eval(ckpt_path: str, report: str, data=("data=manifest", f"data.data_dir={cohort}")):
         with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
             ecfg = compose(
                 config_name="eval",
                 return_hydra_config=True,
                 overrides=[
                     f"ckpt_path={ckpt_path}",
-                    "data=manifest",
-                    f"data.data_dir={cohort}",
+                    *data,
                     f"report_dir={tmp_path / report}",
                     "device=cpu",
                 ],
@@ -213,7 +213,14 @@ def test_eval_report_from_checkpoint(train_cfg, cohort, tmp_path):
             HydraConfig().set_config(ecfg)
         return evaluate(ecfg)
 
+    capsys.readouterr()
+    own, _ = cac_eval(str(ckpt), "own", data=())  # the checkpoint's own data definition
+    assert "cac-eval:" not in capsys.readouterr().out
     metrics, out = cac_eval(str(ckpt), "report")
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("cac-eval:")]
+    assert "data from the command line" in line and str(cohort) in line
+    for key in ("test/agatston_mae", "test/icc_agatston_total", "test_zero/n_scans"):
+        assert own[key] == metrics[key] or (math.isnan(own[key]) and math.isnan(metrics[key]))
     report = json.loads((out / "metrics.json").read_text())
     assert set(report["splits"]) == {"test", "test_zero"}
     assert "table7" in report["splits"]["test"] and "table5" in report["splits"]["test"]

@@ -40,7 +40,7 @@ def _module():
     return CACSegModule(
         net={"name": "unetplusplus", "channels": [8, 16, 32, 64, 128]},
         criterion={"name": "focal", "alpha": 0.5, "gamma": 3.0},
-        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+        input={"window": [-1024.0, 2048.0]},
         channels_last=True,
     )
 

@@ -187,7 +187,7 @@ def test_domain_warnings_name_what_is_outside():
 def test_from_checkpoint_reads_geometry_and_refuses_bare_arrays(tmp_path, make_lad_ckpt):
     ckpt = make_lad_ckpt(tmp_path / "m.ckpt", data_geometry=GEOMETRY)
     pred = Predictor.from_checkpoint(ckpt, device="cpu")
-    assert pred.spacing_mm == 0.8 and pred.data_geometry["kvp"] == [120]
+    assert pred.spacing_mm == 0.8 and pred.data_geometry.kvp == (120,)
     vol = _volume((1, 40, 40), 0.4)
     assert pred.predict(vol).shape == (1, 40, 40)
     with pytest.raises(InputError, match="pixel spacing"):
@@ -221,9 +221,8 @@ def test_ecg_gating_from_dicom_headers():
 
 @pytest.mark.parametrize("bad", [0, -0.8, "x", float("nan")])
 def test_bad_recorded_spacing_is_one_clear_error(bad):
-    pred = Predictor(MaskToLAD(), {"data_geometry": {"spacing_mm": bad}}, name="m.ckpt")
-    with pytest.raises(InputError, match="spacing_mm must be a positive number"):
-        pred.predict(_volume((1, 16, 16), 0.5))
+    with pytest.raises(InputError, match="m.ckpt: .*spacing_mm must be a positive number"):
+        Predictor(MaskToLAD(), {"data_geometry": {"spacing_mm": bad}}, name="m.ckpt")
 
 
 def test_warning_for_a_single_training_value():

@@ -55,7 +55,7 @@ def _module(net=None, lr: float = 1e-3, **kwargs) -> CACSegModule:
         criterion={"name": "focal"},
         optimizer=functools.partial(torch.optim.Adam, lr=lr),
         scheduler=functools.partial(torch.optim.lr_scheduler.ExponentialLR, gamma=0.95),
-        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+        input={"window": [-1024.0, 2048.0]},
         scoring={"mode": "per-slice"},
         **kwargs,
     )
@@ -211,7 +211,8 @@ def test_checkpoint_plain_and_reloads(tmp_path):
     }
     assert hp["class_names"] == list(CLASS_NAMES)
     assert hp["net"] == NETS[2]
-    assert hp["input"]["threshold_hu"] == 130.0
+    assert hp["input"] == {"window": [-1024.0, 2048.0], "threshold": "scan"}
+    assert hp["schema_version"] == 1 and hp["versions"]["torch"] == torch.__version__
     assert "optimizer" not in hp and "scheduler" not in hp
 
     loaded = CACSegModule.load_from_checkpoint(path, weights_only=True)
