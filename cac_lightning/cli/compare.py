@@ -177,7 +177,7 @@ def log_wandb(rows: list[list], group: str, out_dir: Path) -> str | None:
 
 
 def plot(runs: list[dict], path: Path) -> None:
-    from cac_lightning.evaluation.plots import new_figure, save_png
+    from cac_lightning.render import new_figure, save_png
 
     nets = sorted({r["net"] for r in runs})
     keys = [

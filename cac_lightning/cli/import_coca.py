@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from cac_lightning.cli.common import run_cli
-from cac_lightning.data.manifest import SPLITS
+from cac_lightning.io.manifest import SPLITS
 
 __all__ = ["main"]
 

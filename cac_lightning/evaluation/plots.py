@@ -1,8 +1,7 @@
 """Evaluation figures: Bland-Altman (Hong et al. 2022, Fig. 5), risk confusion, scatter.
 
-matplotlib is imported lazily and used through ``Figure`` with the Agg canvas,
-never ``pyplot``, so no global backend state is touched. Every PNG is written
-atomically.
+Drawn on :func:`cac_lightning.render.new_figure` (matplotlib imported lazily, Agg canvas,
+never ``pyplot``) and written atomically by :func:`cac_lightning.render.save_png`.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cac_lightning.io.atomic import atomic_path
+from cac_lightning.render.figures import new_figure, save_png
 
 __all__ = ["bland_altman_png", "risk_confusion_png", "scatter_png"]
 
@@ -22,24 +21,6 @@ TITLES = {
     "mass_mg": "Mass score (mg CaHA)",
 }
 Pairs = Mapping[str, tuple[Sequence[float], Sequence[float]]]
-
-
-def new_figure(width: float, height: float, layout: str | None = "constrained"):
-    """A matplotlib Figure (inches, 100 dpi) on the Agg canvas; pyplot is never used."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_png(fig, path: str | Path, tight: bool = True) -> Path:
-    """Write ``fig`` to ``path`` as PNG, atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight" if tight else None)
-    return path
 
 
 def bland_altman_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:

@@ -68,7 +68,7 @@ def domain_warnings(volume: Any, data_geometry: Mapping[str, Any] | None) -> lis
     """One line for each property of ``volume`` outside the checkpoint's training data.
 
     Args:
-        volume: a :class:`~cac_lightning.io.volume.Volume` (or anything with ``geometry``,
+        volume: a :class:`~cac_lightning.volume.Volume` (or anything with ``geometry``,
             ``kvp`` and optionally ``extra``).
         data_geometry: the checkpoint's ``data_geometry`` (None: an older checkpoint).
 
