@@ -22,6 +22,7 @@ VESSELS: tuple[str, ...] = ("LM", "LAD", "CX", "RCA")
 CLASS_NAMES: tuple[str, ...] = ("background", *VESSELS)
 LABELS: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
 NUM_CLASSES = len(CLASS_NAMES)
+"""Output channels of every network (the configs do not repeat it)."""
 VESSELS_AND_TOTAL: tuple[str, ...] = (*VESSELS, "total")
 """Where a scan is scored: each vessel, then the whole heart (the keys of its scores)."""
 VESSEL_COLORS: dict[str, tuple[int, int, int]] = {
