@@ -23,6 +23,18 @@ TITLES = {
 Pairs = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
 
+def _metric_panels(pairs: Pairs, panel_width: float):
+    """A figure with one panel per score, and ``(axes, reference, predicted)`` per score
+    (float arrays), the panel already titled."""
+    fig = new_figure(panel_width * max(len(pairs), 1), 3.8)
+    axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
+    panels = []
+    for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
+        ax.set_title(TITLES.get(metric, metric), fontsize=10)
+        panels.append((ax, np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)))
+    return fig, panels
+
+
 def bland_altman_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
     """One Bland-Altman panel per score: mean of the pair vs predicted - reference.
 
@@ -38,17 +50,14 @@ def bland_altman_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
     """
     from cac_lightning.evaluation.stats import bland_altman
 
-    fig = new_figure(4.2 * max(len(pairs), 1), 3.8)
-    axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
-    for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
-        r, p = np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)
+    fig, panels = _metric_panels(pairs, 4.2)
+    for ax, r, p in panels:
         ax.scatter((r + p) / 2, p - r, s=12, alpha=0.7, color="tab:blue")
         ba = bland_altman(r, p)
         for y, style in ((ba.mean_diff, "-"), (ba.loa_low, "--"), (ba.loa_high, "--")):
             if np.isfinite(y):
                 ax.axhline(y, color="tab:red", linestyle=style, linewidth=1)
         ax.axhline(0.0, color="grey", linewidth=0.6)
-        ax.set_title(TITLES.get(metric, metric), fontsize=10)
         ax.set_xlabel("mean of reference and predicted")
         ax.set_ylabel("predicted - reference")
         if np.isfinite(ba.mean_diff):
@@ -117,14 +126,11 @@ def scatter_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
     Returns:
         ``path``.
     """
-    fig = new_figure(4.0 * max(len(pairs), 1), 3.8)
-    axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
-    for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
-        r, p = np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)
+    fig, panels = _metric_panels(pairs, 4.0)
+    for ax, r, p in panels:
         ax.scatter(r, p, s=12, alpha=0.7, color="tab:blue")
         hi = float(max(r.max(initial=0.0), p.max(initial=0.0), 1.0))
         ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
-        ax.set_title(TITLES.get(metric, metric), fontsize=10)
         ax.set_xlabel("reference")
         ax.set_ylabel("predicted")
     if title:
