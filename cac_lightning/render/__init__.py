@@ -8,6 +8,6 @@ time; matplotlib is imported when a figure is made.
 from __future__ import annotations
 
 from cac_lightning.render.figures import new_figure, save_png
-from cac_lightning.render.overlay import DISPLAY_WINDOW, render_overlay
+from cac_lightning.render.overlay import DISPLAY_WINDOW, grey, render_overlay
 
-__all__ = ["DISPLAY_WINDOW", "new_figure", "render_overlay", "save_png"]
+__all__ = ["DISPLAY_WINDOW", "grey", "new_figure", "render_overlay", "save_png"]
