@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         own = pred.data_geometry.to_dict() if pred.spacing_mm else None  # spacing and window
         run(f"{Path(args.ckpt).name} ({pred.describe()['net']})", pred, own, scans)
     if args.paper:
-        net = build_net(
-            "unetplusplus", in_channels=2, num_classes=5, channels=[32, 64, 128, 256, 512]
-        ).eval()
+        net = build_net("unetplusplus", in_channels=2, channels=[32, 64, 128, 256, 512]).eval()
         pred = Predictor(net, {}, "cpu", args.batch_size, name="paper U-Net++ 32-512")
         own = {"spacing_mm": args.paper_spacing}
         run("paper U-Net++ 32-512 (random)", pred, own, scans[: args.paper_scans])

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cac_lightning.data.datamodule import CACDataModule
-from cac_lightning.data.manifest import ManifestRow, write_manifest
+from cac_lightning.io.manifest import ManifestRow, write_manifest
 
 AUGMENT = {"p": 0.8, "rotate_deg": 10.0, "scale": 0.1, "hu_shift": 20.0, "hu_scale": 0.05,
            "noise_sd": 10.0}  # fmt: skip

@@ -22,8 +22,8 @@ import torch
 
 from cac_lightning.inference import Predictor
 from cac_lightning.io import read_volume
-from cac_lightning.io.volume import Geometry, Volume
 from cac_lightning.models import build_net
+from cac_lightning.volume import Geometry, Volume
 
 NETS = {
     "demo": {"name": "unetplusplus", "channels": [16, 32, 64, 128]},

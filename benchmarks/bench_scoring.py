@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring import ScoringConfig, score_scan
+from cac_lightning.volume import Geometry
 
 __all__ = ["make_scan", "main"]
 

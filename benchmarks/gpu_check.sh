@@ -113,7 +113,7 @@ step "loader throughput" 60 "$PY" benchmarks/bench_loader.py "${LOADER[@]}"
 step "scan for cac-score" 60 "$PY" -c "
 import numpy as np
 from cac_lightning.io.dicom_write import write_dicom_series
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import Geometry
 rng = np.random.default_rng(0)
 n, s = $NSLICE, $SIZE
 hu = rng.normal(40, 15, size=(n, s, s)).astype(np.int16)

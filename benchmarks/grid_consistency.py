@@ -62,7 +62,7 @@ def _grids(rows, work: Path, spacings: list[float]) -> tuple[list[tuple[str, str
 
 
 def _score(ckpt: str, series: list[tuple[str, str, str]], work: Path, device: str) -> Path:
-    from cac_lightning.data.manifest import ManifestRow, write_manifest
+    from cac_lightning.io.manifest import ManifestRow, write_manifest
 
     manifest = work / "grids.csv"
     rows = [ManifestRow(sid, sid.split("_")[0], Path(p), None, "test") for sid, _, p in series]
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
 
-    from cac_lightning.data.manifest import read_manifest
+    from cac_lightning.io.manifest import read_manifest
     from cac_lightning.sources.coca import import_coca
 
     work = Path(args.work or tempfile.mkdtemp(prefix="cac-grids-"))

@@ -145,8 +145,8 @@ def _cnn(xtr, ytr, xte, epochs: int = 10, seed: int = 0) -> np.ndarray:
 
 def _synth_scans(n: int, seed: int, cohort: Path | None):
     if cohort is not None:
-        from cac_lightning.data.manifest import read_manifest
         from cac_lightning.io import read_volume
+        from cac_lightning.io.manifest import read_manifest
 
         for row in read_manifest(cohort)[:n]:
             v = read_volume(row.image)

@@ -12,8 +12,8 @@ __all__ = [
     "CLASS_NAMES",
     "LABELS",
     "NUM_CLASSES",
-    "SCORE_KEYS",
     "VESSELS",
+    "VESSELS_AND_TOTAL",
     "VESSEL_COLORS",
 ]
 
@@ -22,8 +22,9 @@ VESSELS: tuple[str, ...] = ("LM", "LAD", "CX", "RCA")
 CLASS_NAMES: tuple[str, ...] = ("background", *VESSELS)
 LABELS: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
 NUM_CLASSES = len(CLASS_NAMES)
-SCORE_KEYS: tuple[str, ...] = (*VESSELS, "total")
-"""Keys of a scan's scores: each vessel, then the whole heart."""
+"""Output channels of every network (the configs do not repeat it)."""
+VESSELS_AND_TOTAL: tuple[str, ...] = (*VESSELS, "total")
+"""Where a scan is scored: each vessel, then the whole heart (the keys of its scores)."""
 VESSEL_COLORS: dict[str, tuple[int, int, int]] = {
     "LM": (255, 215, 0),
     "LAD": (255, 60, 60),
@@ -31,3 +32,12 @@ VESSEL_COLORS: dict[str, tuple[int, int, int]] = {
     "RCA": (80, 255, 80),
 }
 """RGB display colour of each vessel (overlays, figures)."""
+
+
+def __getattr__(name: str) -> object:
+    if name == "SCORE_KEYS":  # the old, ambiguous name of VESSELS_AND_TOTAL
+        import warnings
+
+        warnings.warn("vessels.SCORE_KEYS is VESSELS_AND_TOTAL", DeprecationWarning, stacklevel=2)
+        return VESSELS_AND_TOTAL
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -101,7 +101,7 @@ def small_series(folder, seed: int, calcified_slices: int = 1, size: int = 32):
     import numpy as np
 
     from cac_lightning.io import write_dicom_series
-    from cac_lightning.io.volume import Geometry
+    from cac_lightning.volume import Geometry
 
     rng = np.random.default_rng(seed)
     hu = rng.normal(40, 10, (calcified_slices + 3, size, size)).astype(np.int16)

@@ -24,7 +24,7 @@ import time
 import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from cac_lightning.vessels import SCORE_KEYS
+from cac_lightning.vessels import VESSELS_AND_TOTAL
 
 __all__ = ["ScanAgatstonEvaluation", "pick_subset"]
 
@@ -135,8 +135,8 @@ class ScanAgatstonEvaluation(Callback):
                 "scan_id": r.scan_id,
                 "threshold_hu": r.threshold_hu,
                 "kvp": r.kvp,
-                "ref": {k: r.ref[k]["agatston"] for k in SCORE_KEYS},
-                "pred": {k: r.pred[k]["agatston"] for k in SCORE_KEYS},
+                "ref": {k: r.ref[k]["agatston"] for k in VESSELS_AND_TOTAL},
+                "pred": {k: r.pred[k]["agatston"] for k in VESSELS_AND_TOTAL},
                 "ref_risk": r.ref_risk,
                 "pred_risk": r.pred_risk,
             }

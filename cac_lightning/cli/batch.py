@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def expand_inputs(inputs: Iterable[str]) -> list[tuple[str, str | None]]:
     """(path, scan_id or None) for each input; a manifest CSV expands to its scans."""
-    from cac_lightning.data.manifest import read_manifest
+    from cac_lightning.io.manifest import read_manifest
 
     items: list[tuple[str, str | None]] = []
     for inp in inputs:

@@ -25,17 +25,27 @@ def summary_line(report: dict) -> str:
     )
 
 
-def run_cli(main: Callable[[], int | None], prog: str) -> int:
-    """Run ``main``; report a :class:`CACError` (or Ctrl-C) as one line on stderr."""
+def run_cli(main: Callable[[], int | None], prog: str, exit_process: bool = False) -> int:
+    """Run ``main``; report a :class:`CACError` (or Ctrl-C) as one line on stderr.
+
+    Args:
+        main: the command's body; returns its exit code (None: 0).
+        prog: the command's name, the prefix of its messages.
+        exit_process: end the process with the code (a console script, called with no ``argv``);
+            False returns it (a test or a caller in Python).
+    """
     logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(levelname)s: %(message)s")
     try:
-        return int(main() or 0)
+        code = int(main() or 0)
     except CACError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        code = EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if exit_process:
+        sys.exit(code)
+    return code
 
 
 def user_error(err: BaseException) -> CACError | None:

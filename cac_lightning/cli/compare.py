@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +176,7 @@ def log_wandb(rows: list[list], group: str, out_dir: Path) -> str | None:
 
 
 def plot(runs: list[dict], path: Path) -> None:
-    from cac_lightning.evaluation.plots import new_figure, save_png
+    from cac_lightning.render import new_figure, save_png
 
     nets = sorted({r["net"] for r in runs})
     keys = [
@@ -243,7 +242,4 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = run_cli(lambda: _main(argv), "cac-compare")
-    if argv is None:
-        sys.exit(code)
-    return code
+    return run_cli(lambda: _main(argv), "cac-compare", exit_process=argv is None)

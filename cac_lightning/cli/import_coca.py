@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from cac_lightning.cli.common import run_cli
-from cac_lightning.data.manifest import SPLITS
+from cac_lightning.io.manifest import SPLITS
 
 __all__ = ["main"]
 
@@ -82,10 +82,7 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = run_cli(lambda: _main(argv), "cac-import-coca")
-    if argv is None:
-        sys.exit(code)
-    return code
+    return run_cli(lambda: _main(argv), "cac-import-coca", exit_process=argv is None)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ each other. A scan's outputs appear together or not at all
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from cac_lightning.cli.common import run_cli, summary_line
@@ -187,10 +186,7 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = run_cli(lambda: _main(argv), "cac-score")
-    if argv is None:
-        sys.exit(code)
-    return code
+    return run_cli(lambda: _main(argv), "cac-score", exit_process=argv is None)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -67,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from cac_lightning.data.manifest import read_manifest
+    from cac_lightning.io.manifest import read_manifest
     from cac_lightning.sources.synthetic import generate_cohort
 
     if args.n_scans is None:
@@ -104,10 +103,7 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = run_cli(lambda: _main(argv), "cac-synth")
-    if argv is None:
-        sys.exit(code)
-    return code
+    return run_cli(lambda: _main(argv), "cac-synth", exit_process=argv is None)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cac_lightning.data.manifest import ManifestRow
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_dir
-from cac_lightning.io.volume import Geometry
+from cac_lightning.io.manifest import ManifestRow
+from cac_lightning.volume import Geometry
 
 __all__ = [
     "PREPROCESS_VERSION",

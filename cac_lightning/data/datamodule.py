@@ -1,9 +1,11 @@
 """The Lightning DataModule: manifest -> scan cache -> balanced slice loaders.
 
-``prepare_data`` (rank 0 only) generates the synthetic cohort when asked
+``prepare_data`` (rank 0 only) has the synthetic cohort generated when asked
 (``synthetic`` set) and the manifest is missing, then preprocesses every scan
-into the cache. A manifest dataset (``synthetic`` None: COCA, a user's own)
-never generates anything: a missing manifest is one line naming the
+into the cache. The generator is not imported here: ``make_cohort`` is a callable the
+data config injects (:func:`cac_lightning.sources.synthetic.prepare_cohort`), so ``data/``
+never imports ``sources/`` (docs/architecture.md). A manifest dataset (``synthetic`` None:
+COCA, a user's own) never generates anything: a missing manifest is one line naming the
 ``cac-import-coca`` command, and nothing is written into ``data_dir``.
 ``setup`` reads the manifest, checks that splits are patient-level and opens
 the cache entries as memmaps. With ``target_spacing_mm`` / ``fov_mm`` the cache holds every
@@ -28,7 +30,7 @@ Agatston evaluation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,10 @@ from torch.utils.data import DataLoader
 
 from cac_lightning.data.cache import CachedScan, cache_scans
 from cac_lightning.data.datasets import SliceDataset
-from cac_lightning.data.manifest import SPLITS, ManifestRow, read_manifest
 from cac_lightning.data.samplers import BalancedSliceSampler
 from cac_lightning.data.transforms import DEFAULT_THRESHOLD_HU, DEFAULT_WINDOW, AugmentConfig
 from cac_lightning.errors import InputError
+from cac_lightning.io.manifest import SPLITS, ManifestRow, read_manifest
 
 __all__ = ["CACDataModule", "check_patient_splits"]
 
@@ -94,8 +96,14 @@ class CACDataModule(pl.LightningDataModule):
         manifest: manifest CSV; default ``<data_dir>/manifest.csv``.
         synthetic: keyword arguments of
             :func:`cac_lightning.sources.synthetic.generate_cohort` (n_scans, seed,
-            size, ...); when given and the manifest is missing the cohort is
-            generated into ``data_dir`` (and reused afterwards).
+            size, ...); when given and the manifest is missing, ``make_cohort`` generates
+            the cohort into ``data_dir`` (reused afterwards).
+        make_cohort: what makes and checks a synthetic cohort, called as
+            ``make_cohort(data_dir, generate=..., **synthetic)``: ``generate=False`` by
+            :meth:`check_source` (refuse a cohort of another generator version),
+            ``generate=True`` by :meth:`prepare_data` when the manifest is missing. The data
+            config passes :func:`cac_lightning.sources.synthetic.prepare_cohort`; without it
+            a missing manifest is an error. Not a hyper-parameter (not saved).
         cache_dir: scan cache; default ``<data_dir>/.cache``.
         batch_size: slices per batch; default 4 (the paper's).
         num_workers / pin_memory / persistent_workers: DataLoader options.
@@ -131,6 +139,7 @@ class CACDataModule(pl.LightningDataModule):
         data_dir: str,
         manifest: str | None = None,
         synthetic: dict | None = None,
+        make_cohort: Callable[..., Any] | None = None,
         cache_dir: str | None = None,
         batch_size: int = 4,
         num_workers: int = 0,
@@ -182,6 +191,7 @@ class CACDataModule(pl.LightningDataModule):
         self.data_dir = Path(data_dir)
         self.manifest_path = Path(manifest) if manifest else self.data_dir / "manifest.csv"
         self.synthetic = _plain(synthetic) if synthetic is not None else None
+        self.make_cohort = make_cohort
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / ".cache"
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
@@ -225,35 +235,24 @@ class CACDataModule(pl.LightningDataModule):
 
     def check_source(self) -> None:
         """Fail fast (before a trainer is built): a manifest dataset needs its manifest, and a
-        synthetic cohort on disk must come from this generator version.
+        synthetic cohort on disk must come from this generator version (``make_cohort`` checks).
 
         Raises:
-            InputError: ``synthetic`` is None and there is no manifest (one line naming
-                the ``cac-import-coca`` command); a cohort of another generator version (one
-                line: delete it or choose another ``data_dir``). Nothing is written.
+            InputError: no manifest and nothing to make one (``synthetic`` or ``make_cohort``
+                None; one line naming the ``cac-import-coca`` command); a cohort of another
+                generator version (one line: delete it or choose another ``data_dir``).
+                Nothing is written.
         """
-        if self.synthetic is None:
+        if self.synthetic is None or self.make_cohort is None:
             self._rows()
             return
-        from cac_lightning.sources.synthetic import COHORT_VERSION, cohort_version
-
-        version = cohort_version(self.data_dir)
-        if version is not None and version != COHORT_VERSION:
-            raise InputError(
-                f"{self.data_dir} holds a synthetic cohort of generator version {version}, "
-                f"this one writes version {COHORT_VERSION}: delete the folder to regenerate it, "
-                "or set data.data_dir"
-            )
+        self.make_cohort(self.data_dir, generate=False, **self.synthetic)
 
     def prepare_data(self) -> None:
-        """Generate the synthetic cohort if asked and missing, then fill the cache."""
-        if self.synthetic is not None and self.manifest_path.is_file():
-            self.check_source()  # a cohort on disk: of this generator version
-        elif self.synthetic is not None:
-            from cac_lightning.sources.synthetic import generate_cohort
-
-            log.info("generating synthetic cohort %s in %s", self.synthetic, self.data_dir)
-            generate_cohort(self.data_dir, **self.synthetic)
+        """Have the synthetic cohort made if asked and missing, then fill the cache."""
+        if self.synthetic is not None and self.make_cohort is not None:
+            generate = not self.manifest_path.is_file()
+            self.make_cohort(self.data_dir, generate=generate, **self.synthetic)
         cache_scans(self._rows(), self.cache_dir, self.target_spacing_mm, self.fov_mm)
 
     def setup(self, stage: str | None = None) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import AIR_HU, Geometry
 
 __all__ = [
     "AIR_HU",
@@ -50,7 +50,6 @@ __all__ = [
     "resampled_size",
 ]
 
-AIR_HU = -1024
 BODY_HU = -300.0  # body / mediastinum mask threshold for the field-of-view centre
 
 

@@ -23,7 +23,7 @@ from cac_lightning.evaluation.tables import score_pairs
 from cac_lightning.io.atomic import atomic_write_text
 from cac_lightning.scoring.lesions import SCORE_METRICS
 from cac_lightning.scoring.risk import RISK_CATEGORIES
-from cac_lightning.vessels import SCORE_KEYS
+from cac_lightning.vessels import VESSELS_AND_TOTAL
 
 __all__ = [
     "SCAN_COLUMNS",
@@ -39,8 +39,8 @@ __all__ = [
 SCAN_COLUMNS: tuple[str, ...] = (
     "scan_id",
     "split",
-    *(f"ref_agatston_{k}" for k in SCORE_KEYS),
-    *(f"pred_agatston_{k}" for k in SCORE_KEYS),
+    *(f"ref_agatston_{k}" for k in VESSELS_AND_TOTAL),
+    *(f"pred_agatston_{k}" for k in VESSELS_AND_TOTAL),
     "ref_risk",
     "pred_risk",
     "abs_error_total",
@@ -79,8 +79,8 @@ def scan_rows(
     rows = []
     for r in records:
         found, missed, false = lesion_counts(r)
-        ref = [_agatston(r.ref, k) for k in SCORE_KEYS]
-        pred = [_agatston(r.pred, k) for k in SCORE_KEYS]
+        ref = [_agatston(r.ref, k) for k in VESSELS_AND_TOTAL]
+        pred = [_agatston(r.pred, k) for k in VESSELS_AND_TOTAL]
         rows.append(
             [
                 r.scan_id,
@@ -159,7 +159,7 @@ def data_summary(scans_by_split: Mapping[str, Sequence], name: str = "") -> dict
 
     Args:
         scans_by_split: ``{split: [scan, ...]}``; a scan has ``geometry``
-            (:class:`cac_lightning.io.volume.Geometry`) and ``kvp``.
+            (:class:`cac_lightning.volume.Geometry`) and ``kvp``.
         name: the dataset's name (e.g. the data config's name).
     """
     out: dict = {"dataset": name, "n_scans": {}}

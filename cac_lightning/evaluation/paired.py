@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cac_lightning.evaluation.tables import metrics_by_split
-from cac_lightning.vessels import SCORE_KEYS
+from cac_lightning.vessels import VESSELS_AND_TOTAL
 
 __all__ = [
     "PairedDifference",
@@ -33,11 +33,10 @@ __all__ = [
     "seeds_needed",
 ]
 
-KEYS = SCORE_KEYS
-
 
 def agatston_records(split: str, ref: np.ndarray, pred: np.ndarray) -> list:
-    """Scan records holding only Agatston scores ((n, 5) arrays, columns :data:`KEYS`), for
+    """Scan records holding only Agatston scores ((n, 5) arrays, columns
+    :data:`~cac_lightning.vessels.VESSELS_AND_TOTAL`), for
     :func:`~cac_lightning.evaluation.tables.metrics_by_split` (other scores are NaN)."""
     from cac_lightning.evaluation.records import ScanRecord
     from cac_lightning.scoring.risk import risk_category
@@ -47,7 +46,7 @@ def agatston_records(split: str, ref: np.ndarray, pred: np.ndarray) -> list:
     def scores(row: np.ndarray) -> dict:
         return {
             k: {"agatston": float(a), "volume_mm3": nan, "mass_mg": nan}
-            for k, a in zip(KEYS, row, strict=True)
+            for k, a in zip(VESSELS_AND_TOTAL, row, strict=True)
         }
 
     return [
@@ -92,8 +91,8 @@ def records_to_arrays(records: Sequence[Mapping]) -> dict[str, tuple[np.ndarray,
     """Per-scan ``{"scan_id", "ref": {vessel: a}, "pred": {...}}`` -> id -> (ref, pred) (5,)."""
     out = {}
     for r in records:
-        ref = np.array([float(r["ref"].get(k, 0.0)) for k in KEYS])
-        pred = np.array([float(r["pred"].get(k, 0.0)) for k in KEYS])
+        ref = np.array([float(r["ref"].get(k, 0.0)) for k in VESSELS_AND_TOTAL])
+        pred = np.array([float(r["pred"].get(k, 0.0)) for k in VESSELS_AND_TOTAL])
         out[str(r["scan_id"])] = (ref, pred)
     return out
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cac_lightning.evaluation.overlay import DISPLAY_WINDOW, VESSEL_COLORS, render_overlay
-from cac_lightning.evaluation.plots import new_figure
-from cac_lightning.vessels import VESSELS
+from cac_lightning.render.figures import new_figure
+from cac_lightning.render.overlay import DISPLAY_WINDOW, render_overlay
+from cac_lightning.vessels import VESSEL_COLORS, VESSELS
 
 __all__ = ["calcium_crop", "overlay_panel", "worst_slice"]
 

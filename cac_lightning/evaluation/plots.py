@@ -1,8 +1,7 @@
 """Evaluation figures: Bland-Altman (Hong et al. 2022, Fig. 5), risk confusion, scatter.
 
-matplotlib is imported lazily and used through ``Figure`` with the Agg canvas,
-never ``pyplot``, so no global backend state is touched. Every PNG is written
-atomically.
+Drawn on :func:`cac_lightning.render.new_figure` (matplotlib imported lazily, Agg canvas,
+never ``pyplot``) and written atomically by :func:`cac_lightning.render.save_png`.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cac_lightning.io.atomic import atomic_path
+from cac_lightning.render.figures import new_figure, save_png
 
 __all__ = ["bland_altman_png", "risk_confusion_png", "scatter_png"]
 
@@ -24,22 +23,16 @@ TITLES = {
 Pairs = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
 
-def new_figure(width: float, height: float, layout: str | None = "constrained"):
-    """A matplotlib Figure (inches, 100 dpi) on the Agg canvas; pyplot is never used."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_png(fig, path: str | Path, tight: bool = True) -> Path:
-    """Write ``fig`` to ``path`` as PNG, atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight" if tight else None)
-    return path
+def _metric_panels(pairs: Pairs, panel_width: float):
+    """A figure with one panel per score, and ``(axes, reference, predicted)`` per score
+    (float arrays), the panel already titled."""
+    fig = new_figure(panel_width * max(len(pairs), 1), 3.8)
+    axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
+    panels = []
+    for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
+        ax.set_title(TITLES.get(metric, metric), fontsize=10)
+        panels.append((ax, np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)))
+    return fig, panels
 
 
 def bland_altman_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
@@ -57,17 +50,14 @@ def bland_altman_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
     """
     from cac_lightning.evaluation.stats import bland_altman
 
-    fig = new_figure(4.2 * max(len(pairs), 1), 3.8)
-    axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
-    for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
-        r, p = np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)
+    fig, panels = _metric_panels(pairs, 4.2)
+    for ax, r, p in panels:
         ax.scatter((r + p) / 2, p - r, s=12, alpha=0.7, color="tab:blue")
         ba = bland_altman(r, p)
         for y, style in ((ba.mean_diff, "-"), (ba.loa_low, "--"), (ba.loa_high, "--")):
             if np.isfinite(y):
                 ax.axhline(y, color="tab:red", linestyle=style, linewidth=1)
         ax.axhline(0.0, color="grey", linewidth=0.6)
-        ax.set_title(TITLES.get(metric, metric), fontsize=10)
         ax.set_xlabel("mean of reference and predicted")
         ax.set_ylabel("predicted - reference")
         if np.isfinite(ba.mean_diff):
@@ -136,14 +126,11 @@ def scatter_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
     Returns:
         ``path``.
     """
-    fig = new_figure(4.0 * max(len(pairs), 1), 3.8)
-    axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
-    for ax, (metric, (ref, pred)) in zip(axes[: len(pairs)], pairs.items(), strict=True):
-        r, p = np.asarray(ref, dtype=float), np.asarray(pred, dtype=float)
+    fig, panels = _metric_panels(pairs, 4.0)
+    for ax, r, p in panels:
         ax.scatter(r, p, s=12, alpha=0.7, color="tab:blue")
         hi = float(max(r.max(initial=0.0), p.max(initial=0.0), 1.0))
         ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
-        ax.set_title(TITLES.get(metric, metric), fontsize=10)
         ax.set_xlabel("reference")
         ax.set_ylabel("predicted")
     if title:

@@ -26,8 +26,8 @@ from cac_lightning.vessels import NUM_CLASSES, VESSELS
 
 if TYPE_CHECKING:
     from cac_lightning.inference import Predictor
-    from cac_lightning.io.volume import Geometry
     from cac_lightning.scoring import ScanScores, ScoringConfig
+    from cac_lightning.volume import Geometry
 
 __all__ = [
     "NOT_CAC",

@@ -19,7 +19,7 @@ from cac_lightning.errors import InputError
 from cac_lightning.evaluation.records import NOT_CAC, ScanRecord
 from cac_lightning.evaluation.tables import METRICS, score_pairs, tables_by_split
 from cac_lightning.io.atomic import atomic_dir
-from cac_lightning.vessels import SCORE_KEYS, VESSELS
+from cac_lightning.vessels import VESSELS, VESSELS_AND_TOTAL
 
 __all__ = ["json_safe", "markdown_report", "write_report"]
 
@@ -122,7 +122,7 @@ def _split_section(split: str, t: dict) -> list[str]:
     for m in METRICS:
         header += [f"{METRIC_TITLES[m]} ref.", "pred.", "ICC", "P"]
     rows = []
-    for key in SCORE_KEYS:
+    for key in VESSELS_AND_TOTAL:
         row = ["Overall" if key == "total" else key]
         for m in METRICS:
             c = t6[key][m]

@@ -28,7 +28,7 @@ from cac_lightning.evaluation.records import NOT_CAC, NOT_DETECTED, ScanRecord
 from cac_lightning.evaluation.stats import bland_altman, icc_a1, kappa_from_table
 from cac_lightning.scoring.lesions import SCORE_METRICS
 from cac_lightning.scoring.risk import RISK_CATEGORIES
-from cac_lightning.vessels import NUM_CLASSES, SCORE_KEYS, VESSELS
+from cac_lightning.vessels import NUM_CLASSES, VESSELS, VESSELS_AND_TOTAL
 
 __all__ = [
     "METRICS",
@@ -251,7 +251,7 @@ def table6(records: Sequence[ScanRecord]) -> dict:
         ``p_value``, ``n`` and ``reason``.
     """
     out: dict = {}
-    for key in SCORE_KEYS:
+    for key in VESSELS_AND_TOTAL:
         out[key] = {}
         for metric in METRICS:
             ref, pred = score_pairs(records, key, metric)
@@ -397,7 +397,7 @@ def flat_metrics(tables: dict, prefix: str = "test/") -> dict[str, float]:
     for v in VESSELS:
         out[f"agatston_mae_{v}"] = t3["agatston_mae_per_vessel"][v]
     out["sensitivity"], out["specificity"] = t4["sensitivity"], t4["specificity"]
-    for key in SCORE_KEYS:
+    for key in VESSELS_AND_TOTAL:
         for metric in METRICS:
             out[f"icc_{METRIC_SHORT[metric]}_{key}"] = t6[key][metric]["icc"]
     out["kappa"] = t7["kappa"]["kappa"]

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
-from cac_lightning.data.resample import AIR_HU
+from cac_lightning.volume import AIR_HU
 
 __all__ = [
     "BONE_HU",

@@ -102,7 +102,7 @@ def domain_warnings(
     """One line for each property of ``volume`` outside the checkpoint's training data.
 
     Args:
-        volume: a :class:`~cac_lightning.io.volume.Volume` (or anything with ``geometry``,
+        volume: a :class:`~cac_lightning.volume.Volume` (or anything with ``geometry``,
             ``kvp`` and optionally ``extra``).
         data_geometry: the checkpoint's :class:`DataGeometry` (or its dict; None: not recorded).
 

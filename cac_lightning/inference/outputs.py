@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cac_lightning.evaluation.overlay import VESSEL_COLORS, render_overlay
-from cac_lightning.evaluation.plots import new_figure, save_png
 from cac_lightning.io.seg import write_seg
-from cac_lightning.io.volume import Volume
-from cac_lightning.vessels import VESSELS
+from cac_lightning.render.figures import new_figure, save_png
+from cac_lightning.render.overlay import render_overlay
+from cac_lightning.vessels import VESSEL_COLORS, VESSELS
+from cac_lightning.volume import Volume
 
 __all__ = ["write_overlays", "write_seg"]
 
@@ -80,7 +80,7 @@ def write_overlays(
         proj[(labels == value).any(axis=0)] = value
     fig = _figure(720, 720 * h // w + 60)
     ax = fig.add_axes((0, 0, 1, 0.92))
-    ax.imshow(render_overlay(mip, proj, window=(-250.0, 1200.0)))
+    ax.imshow(render_overlay(mip, proj))
     if region is not None and region.any():
         ax.contour(region.any(axis=0), [0.5], colors=[REGION_COLOR], linewidths=0.8)
     ax.set_axis_off()

@@ -1,7 +1,7 @@
 """Reading and writing CT volumes: DICOM series, NIfTI/MHA/NRRD volumes and label maps.
 
-Names are imported on first use, so ``cac_lightning.io.atomic`` and
-``cac_lightning.io.volume`` stay light (no pydicom or SimpleITK import).
+Names are imported on first use, so ``cac_lightning.io.atomic`` stays light (no pydicom or
+SimpleITK import). ``Geometry`` and ``Volume`` live in :mod:`cac_lightning.volume`, below ``io``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Geometry": "volume",
-    "Volume": "volume",
+    "Geometry": "cac_lightning.volume",
+    "Volume": "cac_lightning.volume",
     "SeriesInfo": "dicom",
     "list_series": "dicom",
     "read_label_map": "images",
@@ -35,13 +35,15 @@ if TYPE_CHECKING:
     from cac_lightning.io.dicom import SeriesInfo, list_series
     from cac_lightning.io.dicom_write import write_dicom_series
     from cac_lightning.io.images import read_label_map, read_volume, write_label_map
-    from cac_lightning.io.volume import Geometry, Volume
+    from cac_lightning.volume import Geometry, Volume
 
 
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    where = _WHERE[name]
+    module = where if where.startswith("cac_lightning.") else f"{__name__}.{where}"
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -27,7 +27,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from cac_lightning.errors import InputError
-from cac_lightning.io.volume import Geometry, Volume
+from cac_lightning.volume import Geometry, Volume
 
 __all__ = [
     "SeriesInfo",

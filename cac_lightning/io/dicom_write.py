@@ -25,7 +25,7 @@ from pydicom.valuerep import DSfloat
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_dir
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import Geometry
 
 __all__ = ["RESCALE_INTERCEPT", "write_dicom_series"]
 

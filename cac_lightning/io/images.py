@@ -17,8 +17,8 @@ import numpy as np
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_path
 from cac_lightning.io.dicom import AXIAL_MIN_COS, is_dicom_file, read_dicom_series, sanitize_id
-from cac_lightning.io.volume import Geometry, Volume
 from cac_lightning.vessels import NUM_CLASSES
+from cac_lightning.volume import Geometry, Volume
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from cac_lightning.errors import InputError
-from cac_lightning.io.volume import Volume
-from cac_lightning.vessels import SCORE_KEYS
+from cac_lightning.vessels import VESSELS_AND_TOTAL
+from cac_lightning.volume import Volume
 
 __all__ = ["CSV_COLUMNS", "scan_report", "upsert_csv_text"]
 
@@ -26,7 +26,7 @@ CSV_COLUMNS = [
     "n_vessels",
     "kvp",
     "slice_spacing_mm",
-    *[f"{v}_{k}" for v in SCORE_KEYS for k in SCORE_FIELDS],
+    *[f"{v}_{k}" for v in VESSELS_AND_TOTAL for k in SCORE_FIELDS],
 ]
 
 
@@ -56,7 +56,7 @@ def scan_report(vol: Volume, labels: np.ndarray, config=None) -> dict:
 def _csv_row(report: dict) -> dict:
     row = {k: report.get(k) for k in ("scan_id", "risk_category", "cac_drs", "n_vessels", "kvp")}
     row["slice_spacing_mm"] = report["slice_spacing_mm"]
-    for v in SCORE_KEYS:
+    for v in VESSELS_AND_TOTAL:
         for k in SCORE_FIELDS:
             row[f"{v}_{k}"] = report["scores"][v][k]
     return row

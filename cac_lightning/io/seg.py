@@ -28,8 +28,8 @@ import numpy as np
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_path
-from cac_lightning.io.volume import Volume
 from cac_lightning.vessels import VESSELS
+from cac_lightning.volume import Volume
 
 __all__ = ["COPIED_KEYWORDS", "HEART_SEGMENT", "UID_KEYWORDS", "check_uid", "write_seg"]
 

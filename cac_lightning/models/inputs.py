@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
+from cac_lightning.volume import AIR_HU
 
 __all__ = [
     "AIR_HU",
@@ -29,9 +30,6 @@ DEFAULT_WINDOW: tuple[float, float] = (-1024.0, 2048.0)
 """HU window of the image channel: full range from air up to dense cortical bone, so
 calcium, bone and metal stents stay distinguishable and lung and fat stay apart from
 soft tissue."""
-
-AIR_HU = -1024.0
-"""HU given to pixels outside the field of view (warps, padding)."""
 
 MASK_CHANNEL = 1
 """Index of the HU >= threshold channel in the input."""

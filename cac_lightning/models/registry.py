@@ -18,6 +18,7 @@ from torch import nn
 from cac_lightning.errors import CACError
 from cac_lightning.models.unet import UNet
 from cac_lightning.models.unetplusplus import UNetPlusPlus
+from cac_lightning.vessels import NUM_CLASSES
 
 __all__ = ["NETS", "PAPER_CHANNELS", "build_net", "count_parameters"]
 
@@ -80,7 +81,7 @@ def build_net(
     name: str,
     *,
     in_channels: int = 2,
-    num_classes: int = 5,
+    num_classes: int = NUM_CLASSES,
     channels: Sequence[int] | None = None,
     deep_supervision: bool = False,
     **kwargs: Any,
@@ -90,7 +91,8 @@ def build_net(
     Args:
         name: One of :data:`NETS` ("unet", "unetplusplus", "smp_unet", "smp_unetplusplus").
         in_channels: Input channels. Default 2 (HU image + HU > 130 mask, Hong et al. 2022).
-        num_classes: Output channels. Default 5 (background, LM, LAD, CX, RCA).
+        num_classes: Output channels. Default :data:`~cac_lightning.vessels.NUM_CLASSES`
+            (background, LM, LAD, CX, RCA).
         channels: Channels per row for "unet"/"unetplusplus"; None -> (32, 64, 128, 256, 512)
             (paper). Not accepted by the smp nets (use ``decoder_channels``).
         deep_supervision: 1x1 heads on X^{0,1..depth-1} ("unetplusplus" only).

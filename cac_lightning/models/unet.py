@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cac_lightning.models.blocks import ConvBlock, UpConv, check_channels, check_input
+from cac_lightning.vessels import NUM_CLASSES
 
 __all__ = ["UNet"]
 
@@ -23,7 +24,8 @@ class UNet(nn.Module):
 
     Args:
         in_channels: Input channels; 2 in the paper (HU image and HU > 130 mask). Default 2.
-        num_classes: Output channels; 5 in the paper (background, LM, LAD, CX, RCA). Default 5.
+        num_classes: Output channels; 5 in the paper (background, LM, LAD, CX, RCA). Default
+            :data:`~cac_lightning.vessels.NUM_CLASSES`.
         channels: Channels per row, top first; default (32, 64, 128, 256, 512) (paper), any
             length >= 2 (e.g. (8, 16, 32, 64) for a small CPU variant).
 
@@ -37,7 +39,7 @@ class UNet(nn.Module):
     def __init__(
         self,
         in_channels: int = 2,
-        num_classes: int = 5,
+        num_classes: int = NUM_CLASSES,
         channels: Sequence[int] = (32, 64, 128, 256, 512),
     ) -> None:
         super().__init__()

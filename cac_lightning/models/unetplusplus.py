@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from cac_lightning.models.blocks import ConvBlock, UpConv, check_channels, check_input
+from cac_lightning.vessels import NUM_CLASSES
 
 __all__ = ["UNetPlusPlus"]
 
@@ -35,7 +36,8 @@ class UNetPlusPlus(nn.Module):
 
     Args:
         in_channels: Input channels; 2 in the paper (HU image and HU > 130 mask). Default 2.
-        num_classes: Output channels; 5 in the paper (background, LM, LAD, CX, RCA). Default 5.
+        num_classes: Output channels; 5 in the paper (background, LM, LAD, CX, RCA). Default
+            :data:`~cac_lightning.vessels.NUM_CLASSES`.
         channels: Channels per row i, top first; default (32, 64, 128, 256, 512) (paper), any
             length >= 2.
         deep_supervision: One 1x1 head on each X^{0,j}, j >= 1 (Zhou et al. 2018). Default False.
@@ -50,7 +52,7 @@ class UNetPlusPlus(nn.Module):
     def __init__(
         self,
         in_channels: int = 2,
-        num_classes: int = 5,
+        num_classes: int = NUM_CLASSES,
         channels: Sequence[int] = (32, 64, 128, 256, 512),
         deep_supervision: bool = False,
         ds_output: str = "final",

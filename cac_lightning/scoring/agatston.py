@@ -34,7 +34,6 @@ import math
 import numpy as np
 
 from cac_lightning.errors import InputError
-from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring.components import (
     INPLANE_8,
     LESION_6,
@@ -50,6 +49,7 @@ from cac_lightning.scoring.config import (
 from cac_lightning.scoring.lesions import Lesion, ScanScores, VesselScore
 from cac_lightning.scoring.risk import cac_drs, n_vessels_class, risk_category
 from cac_lightning.vessels import NUM_CLASSES, VESSELS
+from cac_lightning.volume import Geometry
 
 __all__ = ["density_weight", "score_scan"]
 

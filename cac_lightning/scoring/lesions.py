@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cac_lightning.vessels import SCORE_KEYS
+from cac_lightning.vessels import VESSELS_AND_TOTAL
 
-__all__ = ["DECIMALS", "SCORE_KEYS", "SCORE_METRICS", "Lesion", "ScanScores", "VesselScore"]
+__all__ = ["DECIMALS", "SCORE_METRICS", "Lesion", "ScanScores", "VesselScore"]
 
 DECIMALS = 4
 """Decimals kept by the ``to_dict`` methods."""
@@ -137,7 +137,7 @@ class ScanScores:
     def to_dict(self) -> dict:
         """JSON-ready dict: scores, risk_category, cac_drs, n_vessels, lesions, settings."""
         return {
-            "scores": {k: self.vessels[k].to_dict() for k in SCORE_KEYS},
+            "scores": {k: self.vessels[k].to_dict() for k in VESSELS_AND_TOTAL},
             "risk_category": self.risk_category,
             "cac_drs": self.cac_drs,
             "n_vessels": self.n_vessels,

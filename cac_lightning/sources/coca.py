@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cac_lightning.data.manifest import SCORE_KEYS, SPLITS, ManifestRow, write_manifest
 from cac_lightning.errors import CACError, InputError
+from cac_lightning.io.manifest import SPLITS, ManifestRow, write_manifest
+from cac_lightning.scoring.lesions import SCORE_METRICS
 from cac_lightning.sources.coca_labels import RasterStats, rasterise_rois
 from cac_lightning.sources.coca_xml import CocaROI, parse_coca_xml, xml_agatston
 from cac_lightning.sources.splits import (
@@ -46,7 +47,7 @@ from cac_lightning.sources.splits import (
     split_counts,
     write_splits,
 )
-from cac_lightning.vessels import SCORE_KEYS as VESSEL_KEYS
+from cac_lightning.vessels import VESSELS_AND_TOTAL
 
 if TYPE_CHECKING:
     from cac_lightning.scoring import ScoringConfig
@@ -173,7 +174,10 @@ def _import_patient(
     scores = score_scan(
         volume.hu, written, volume.geometry, config, kvp=volume.kvp, mass_factor=volume.mass_factor
     )
-    ref = {v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_KEYS} for v in VESSEL_KEYS}
+    ref = {
+        v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_METRICS}
+        for v in VESSELS_AND_TOTAL
+    }
     row = ManifestRow(scan_id, scan_id, series.resolve(), Path(label_path).resolve(), split, ref)
     line = (
         f"{scan_id}: {len(rois)} ROIs ({stats.n_used} used), {volume.hu.shape[0]} slices, "

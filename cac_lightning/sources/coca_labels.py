@@ -20,17 +20,14 @@ import numpy as np
 from skimage.draw import polygon
 
 from cac_lightning.errors import InputError
-from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 from cac_lightning.sources.coca_xml import CocaROI
 from cac_lightning.vessels import LABELS
+from cac_lightning.volume import Geometry
 
-__all__ = ["COCA_THRESHOLD_HU", "RasterStats", "check_slice", "rasterise_rois"]
+__all__ = ["RasterStats", "check_slice", "rasterise_rois"]
 
 logger = logging.getLogger(__name__)
-
-#: Calcium threshold at 120 kVp (Agatston et al. 1990); every COCA ROI reaches it.
-COCA_THRESHOLD_HU = DEFAULT_THRESHOLD_HU
 
 
 @dataclass
@@ -98,7 +95,7 @@ def rasterise_rois(
     geometry: Geometry,
     *,
     where: str = "",
-    threshold_hu: float = COCA_THRESHOLD_HU,
+    threshold_hu: float = DEFAULT_THRESHOLD_HU,
 ) -> tuple[np.ndarray, RasterStats]:
     """Build the label map of one scan from its ROIs.
 

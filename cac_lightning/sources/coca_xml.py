@@ -22,7 +22,7 @@ import numpy as np
 from cac_lightning.errors import InputError
 from cac_lightning.scoring.agatston import density_weight as scoring_density_weight
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
-from cac_lightning.vessels import SCORE_KEYS
+from cac_lightning.vessels import VESSELS_AND_TOTAL
 
 __all__ = [
     "VESSEL_BY_NAME",
@@ -174,7 +174,7 @@ def xml_agatston(rois: list[CocaROI]) -> dict[str, float]:
     Returns:
         ``{"LM", "LAD", "CX", "RCA", "total"} -> Agatston``.
     """
-    scores = dict.fromkeys(SCORE_KEYS, 0.0)
+    scores = dict.fromkeys(VESSELS_AND_TOTAL, 0.0)
     for roi in rois:
         if roi.is_empty or roi.vessel is None:
             continue

@@ -15,8 +15,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from cac_lightning.data.manifest import SPLITS, ManifestRow
 from cac_lightning.errors import InputError
+from cac_lightning.io.manifest import SPLITS, ManifestRow
 
 __all__ = [
     "PAPER_FRACTIONS",

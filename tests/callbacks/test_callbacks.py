@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cac_lightning.callbacks import LossGapStopping, ScanAgatstonEvaluation
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import Geometry
 
 GEOM = Geometry(shape=(3, 32, 32), pixel_spacing=(0.5, 0.5), slice_spacing=3.0)
 

@@ -16,9 +16,9 @@ PHI = ("Doe^Jane^PHI", "PHI-ID-4711", "19450317", "ACC-PHI-99")
 @pytest.fixture(scope="module")
 def phi_dataset(tmp_path_factory):
     """The smoke cohort rewritten as DICOM series whose headers carry patient data."""
-    from cac_lightning.data.manifest import read_manifest, write_manifest
     from cac_lightning.io import read_volume
     from cac_lightning.io.dicom_write import write_dicom_series
+    from cac_lightning.io.manifest import read_manifest, write_manifest
     from cac_lightning.sources.synthetic import generate_cohort
 
     root = tmp_path_factory.mktemp("phi")
@@ -39,8 +39,8 @@ def phi_dataset(tmp_path_factory):
 
 
 def test_dashboard_in_offline_run_without_phi(train_cfg, phi_dataset):
-    from cac_lightning.data.manifest import read_manifest
     from cac_lightning.evaluation.wandb_file import find_run_files, read_run
+    from cac_lightning.io.manifest import read_manifest
 
     cfg = train_cfg(["data=manifest", f"data.data_dir={phi_dataset}", "logger=[csv,wandb]"])
     train(cfg)

@@ -10,7 +10,7 @@ import pytest
 
 from cac_lightning.cli.score import main
 from cac_lightning.io import read_volume, write_dicom_series, write_label_map
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import Geometry
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from cac_lightning.cli.score import main
 from cac_lightning.errors import OutputError
 from cac_lightning.io import read_volume, write_label_map
 from cac_lightning.io.scan_outputs import check_inside, output_id
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import Geometry
 
 REPO = Path(__file__).resolve().parents[2]
 COCA_SERIES = "Pro_Gated_CS_3.0_I30f_3_70%"

@@ -55,7 +55,7 @@ def test_experiment_composes(train_cfg, experiment):
 def test_paper_settings(train_cfg):
     cfg = train_cfg(["experiment=paper_unetplusplus"])
     assert list(cfg.model.net.channels) == [32, 64, 128, 256, 512]
-    assert cfg.model.net.in_channels == 2 and cfg.model.net.num_classes == 5
+    assert cfg.model.net.in_channels == 2 and "num_classes" not in cfg.model.net  # vessels'
     assert cfg.model.criterion.name == "focal"
     assert (cfg.model.criterion.alpha, cfg.model.criterion.gamma) == (0.5, 3.0)
     assert cfg.model.optimizer.lr == 1e-4 and cfg.model.scheduler.gamma == 0.95

@@ -10,8 +10,8 @@ import pytest
 import SimpleITK as sitk
 
 from cac_lightning.data import cache
-from cac_lightning.data.manifest import ManifestRow
 from cac_lightning.errors import InputError
+from cac_lightning.io.manifest import ManifestRow
 
 SIZE, NZ = 24, 5
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import types
 from collections import Counter
 
 import lightning.pytorch as pl
@@ -15,9 +13,9 @@ import SimpleITK as sitk
 import torch
 
 from cac_lightning.data.datamodule import CACDataModule
-from cac_lightning.data.manifest import ManifestRow, write_manifest
 from cac_lightning.data.transforms import make_input
 from cac_lightning.errors import InputError
+from cac_lightning.io.manifest import ManifestRow, write_manifest
 
 SIZE, NZ = 32, 6
 # scan id -> (patient, split, slices with calcium)
@@ -151,34 +149,46 @@ def test_missing_manifest_is_an_input_error(tmp_path):
         CACDataModule(str(tmp_path / "empty")).prepare_data()
 
 
-def test_synthetic_cohort_generated_once(tmp_path, monkeypatch):
+def test_synthetic_cohort_generated_once(tmp_path):
     calls = []
 
-    def fake_generate(out_dir, n_scans, *, seed=0, size=512, **options):
-        calls.append((n_scans, seed, size))
-        write_cohort(out_dir)
-        return out_dir / "manifest.csv"
+    def make_cohort(data_dir, *, generate, n_scans, seed=0, size=512, **options):
+        calls.append((generate, n_scans, seed, size))
+        if generate:
+            write_cohort(data_dir)
 
-    fake = types.ModuleType("cac_lightning.sources.synthetic")
-    fake.generate_cohort = fake_generate
-    fake.COHORT_VERSION, fake.cohort_version = 2, lambda folder: None
-    monkeypatch.setitem(sys.modules, "cac_lightning.sources.synthetic", fake)
-    kwargs = {"synthetic": {"n_scans": 5, "seed": 3, "size": SIZE}, "batch_size": 2}
+    kwargs = {
+        "synthetic": {"n_scans": 5, "seed": 3, "size": SIZE},
+        "make_cohort": make_cohort,
+        "batch_size": 2,
+    }
     CACDataModule(str(tmp_path / "syn"), **kwargs).prepare_data()
     dm = CACDataModule(str(tmp_path / "syn"), **kwargs)
+    dm.check_source()
     dm.prepare_data()
-    assert calls == [(5, 3, SIZE)]  # reused the second time
+    # generated once, then only checked (the version of the cohort on disk)
+    assert calls == [(True, 5, 3, SIZE), (False, 5, 3, SIZE), (False, 5, 3, SIZE)]
+    assert "make_cohort" not in dm.hparams  # a callable, never a hyper-parameter
     dm.setup()
     assert len(dm.scans("train")) == 2 and (tmp_path / "syn" / ".cache").is_dir()
 
 
+def test_synthetic_without_a_cohort_maker_needs_its_manifest(tmp_path):
+    dm = CACDataModule(str(tmp_path / "syn"), synthetic={"n_scans": 5, "seed": 0, "size": 64})
+    for step in (dm.check_source, dm.prepare_data):
+        with pytest.raises(InputError, match="no manifest"):
+            step()
+    assert not (tmp_path / "syn").exists()
+
+
 def test_real_synthetic_generator(tmp_path):
-    synth = pytest.importorskip("cac_lightning.sources.synthetic")
-    if not hasattr(synth, "generate_cohort"):
-        pytest.skip("generate_cohort not available")
+    from cac_lightning.sources import synthetic as synth
+
+    make = synth.prepare_cohort
     dm = CACDataModule(
         str(tmp_path / "syn"),
         synthetic={"n_scans": 5, "seed": 0, "size": 64},
+        make_cohort=make,
         batch_size=2,
         augment={"p": 1.0},
     )
@@ -193,7 +203,9 @@ def test_real_synthetic_generator(tmp_path):
     assert meta["version"] == synth.COHORT_VERSION
     del meta["version"]  # what version 1 wrote
     info.write_text(json.dumps(meta))
-    old = CACDataModule(str(tmp_path / "syn"), synthetic={"n_scans": 5, "seed": 0, "size": 64})
+    old = CACDataModule(
+        str(tmp_path / "syn"), synthetic={"n_scans": 5, "seed": 0, "size": 64}, make_cohort=make
+    )
     for step in (old.check_source, old.prepare_data):
         expected = f"generator version 1, this one writes version {synth.COHORT_VERSION}"
         with pytest.raises(InputError, match=expected):
@@ -262,6 +274,9 @@ def test_instantiates_from_the_hydra_data_config(data_dir):
     cfg.data_dir, cfg.synthetic, cfg.seed, cfg.num_workers = str(data_dir), None, 0, 0
     dm = instantiate(cfg)
     assert isinstance(dm, CACDataModule) and dm.augment is not None and dm.window == (-1024, 2048)
+    from cac_lightning.sources.synthetic import prepare_cohort
+
+    assert dm.make_cohort.func is prepare_cohort  # the config injects the generator
     dm.setup()
     b = next(iter(dm.train_dataloader()))
     assert b["image"].shape == (cfg.batch_size, 2, SIZE, SIZE)

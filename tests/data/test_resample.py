@@ -7,7 +7,6 @@ import pytest
 import SimpleITK as sitk
 
 from cac_lightning.data import cache
-from cac_lightning.data.manifest import ManifestRow
 from cac_lightning.data.resample import (
     AIR_HU,
     body_centre,
@@ -16,7 +15,8 @@ from cac_lightning.data.resample import (
     preprocess_scan,
     resample_scan,
 )
-from cac_lightning.io.volume import Geometry
+from cac_lightning.io.manifest import ManifestRow
+from cac_lightning.volume import Geometry
 
 
 def _disc_scan(n: int, px: float, nz: int = 3):
@@ -151,7 +151,7 @@ def test_datamodule_geometry_summary(tmp_path):
     from cac_lightning.data.datamodule import CACDataModule
 
     rows = _rows(tmp_path, [(300, 0.4, "train"), (150, 0.9, "train"), (200, 0.5, "val")])
-    from cac_lightning.data.manifest import write_manifest
+    from cac_lightning.io.manifest import write_manifest
 
     write_manifest(tmp_path / "manifest.csv", rows)
     dm = CACDataModule(str(tmp_path), batch_size=2, target_spacing_mm=0.8, fov_mm=96.0)

@@ -21,7 +21,7 @@ from cac_lightning.evaluation.dashboard import (
 )
 from cac_lightning.evaluation.panels import calcium_crop, overlay_panel, worst_slice
 from cac_lightning.evaluation.wandb_file import find_run_files, read_run
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import Geometry
 
 
 def test_scan_rows_and_lesion_counts(make_record):

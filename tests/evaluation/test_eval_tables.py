@@ -27,9 +27,9 @@ from cac_lightning.evaluation.tables import (
     tables_by_split,
     zero_calcium_summary,
 )
-from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring import ScoringConfig, score_scan
 from cac_lightning.vessels import LABELS, VESSELS
+from cac_lightning.volume import Geometry
 
 LM, LAD, CX, RCA = (LABELS[v] for v in VESSELS)
 

@@ -75,7 +75,7 @@ def test_bf16_channels_last_training_step(tmp_path):
 def test_cac_score_on_cuda(tmp_path):
     from cac_lightning.cli.score import main
     from cac_lightning.io.dicom_write import write_dicom_series
-    from cac_lightning.io.volume import Geometry
+    from cac_lightning.volume import Geometry
 
     module = _module()
     ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}

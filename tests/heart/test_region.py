@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from cac_lightning.errors import InputError
 from cac_lightning.heart.geometry import chest_masks
 from cac_lightning.heart.region import NoHeartError, find_heart
-from cac_lightning.io.volume import Volume
+from cac_lightning.volume import Volume
 
 
 @pytest.fixture(scope="module")

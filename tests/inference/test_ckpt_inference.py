@@ -11,7 +11,7 @@ import torch
 
 from cac_lightning.cli.score import main
 from cac_lightning.io import write_dicom_series
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import Geometry
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from cac_lightning.inference.confidence import (
     lesion_confidence,
     recorded_floor,
 )
-from cac_lightning.io.volume import Geometry, Volume
+from cac_lightning.volume import Geometry, Volume
 
 
 def test_lesion_confidence_means_over_26_connected_lesions():

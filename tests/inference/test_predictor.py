@@ -8,9 +8,9 @@ import torch
 
 from cac_lightning.errors import InputError
 from cac_lightning.inference import Predictor
-from cac_lightning.io.volume import Geometry, Volume
 from cac_lightning.models import CACSegModule
 from cac_lightning.scoring import ScoringConfig, score_scan
+from cac_lightning.volume import Geometry, Volume
 
 GEOMETRY = {
     "spacing_mm": 0.8,

@@ -14,7 +14,7 @@ import pytest
 from cac_lightning.errors import InputError
 from cac_lightning.io import read_label_map, read_volume
 from cac_lightning.io.images import MAX_VOXELS
-from cac_lightning.io.volume import Geometry
+from cac_lightning.volume import Geometry
 
 REPO = Path(__file__).resolve().parents[2]
 

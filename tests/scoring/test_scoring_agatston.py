@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from cac_lightning.errors import CACError, InputError
-from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring import (
     DEFAULT_MASS_FACTOR,
     ScoringConfig,
     density_weight,
     score_scan,
 )
+from cac_lightning.volume import Geometry
 
 LM, LAD, CX, RCA = 1, 2, 3, 4
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring import ScoringConfig, score_scan
 from cac_lightning.vessels import VESSELS
+from cac_lightning.volume import Geometry
 
 C = 0.8  # mass factor
 

@@ -17,7 +17,6 @@ from pydicom.uid import generate_uid
 
 from cac_lightning.cli.import_coca import main
 from cac_lightning.errors import CACError, InputError
-from cac_lightning.io.volume import Geometry
 from cac_lightning.sources.coca import (
     assign_splits,
     find_release,
@@ -28,6 +27,7 @@ from cac_lightning.sources.coca import (
 )
 from cac_lightning.sources.coca_labels import rasterise_rois
 from cac_lightning.sources.coca_xml import density_weight, parse_coca_xml, xml_agatston
+from cac_lightning.volume import Geometry
 
 SP, DZ, N, NZ = 0.5, 3.0, 32, 5  # pixel mm, slice mm, in-plane size, slices
 ORIGIN = (-8.0, -10.0, -100.0)
@@ -303,7 +303,7 @@ def test_find_release(built_root, tmp_path):
 
 
 def test_import_reference_scores_and_failures(built_root, tmp_path):
-    from cac_lightning.data.manifest import read_manifest
+    from cac_lightning.io.manifest import read_manifest
 
     pytest.importorskip("SimpleITK")
     import SimpleITK as sitk
@@ -392,8 +392,8 @@ def sample_import(coca_root, tmp_path_factory):
 
 
 def test_sample_matches_xml_agatston(coca_root, sample_import):
-    from cac_lightning.data.manifest import read_manifest
     from cac_lightning.io import read_label_map, read_volume
+    from cac_lightning.io.manifest import read_manifest
     from cac_lightning.scoring import ScoringConfig, score_scan
 
     rows = read_manifest(sample_import)
@@ -416,7 +416,7 @@ def test_sample_matches_xml_agatston(coca_root, sample_import):
 def test_sample_label_geometry_equals_dicom_series(sample_import):
     import SimpleITK as sitk
 
-    from cac_lightning.data.manifest import read_manifest
+    from cac_lightning.io.manifest import read_manifest
 
     for row in read_manifest(sample_import):
         reader = sitk.ImageSeriesReader()

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from cac_lightning.cli.synth import main as synth_main
-from cac_lightning.data.manifest import SCORE_KEYS, read_manifest
 from cac_lightning.errors import InputError
 from cac_lightning.io import read_label_map, read_volume
+from cac_lightning.io.manifest import read_manifest
 from cac_lightning.scoring import score_scan
+from cac_lightning.scoring.lesions import SCORE_METRICS
 from cac_lightning.sources.synthetic import assign_splits, generate_cohort
 from cac_lightning.vessels import VESSELS
 
@@ -33,7 +34,7 @@ def test_manifest_scores_equal_scoring_the_written_files(cohort):
         assert np.all(vol.hu[labels > 0] >= 130)
         scores = score_scan(vol.hu, labels, vol.geometry, kvp=vol.kvp, mass_factor=vol.mass_factor)
         for v in (*VESSELS, "total"):
-            for k in SCORE_KEYS:
+            for k in SCORE_METRICS:
                 assert r.ref[v][k] == getattr(scores.vessels[v], k)  # exact
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cac_lightning.io.volume import Geometry
 from cac_lightning.sources.synthetic.stats import CohortStats, coca_stats, format_stats, scan_stats
+from cac_lightning.volume import Geometry
 
 
 def _phantom():

@@ -110,7 +110,7 @@ def _dead_pid() -> int:
 
 def test_stale_temp_of_a_killed_cache_build_is_removed(tmp_path):
     from cac_lightning.data.cache import build_entry, cache_key
-    from cac_lightning.data.manifest import read_manifest
+    from cac_lightning.io.manifest import read_manifest
     from cac_lightning.sources.synthetic import generate_cohort
 
     manifest = generate_cohort(tmp_path / "c", 1, seed=0, size=32, workers=1)

@@ -16,6 +16,7 @@ from cac_lightning.sources.synthetic.cohort import (
     assign_splits,
     cohort_version,
     generate_cohort,
+    prepare_cohort,
     write_scan,
 )
 from cac_lightning.sources.synthetic.phantom import (
@@ -38,5 +39,6 @@ __all__ = [
     "is_zero_scan",
     "make_scan",
     "patient_id",
+    "prepare_cohort",
     "write_scan",
 ]

@@ -20,14 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from cac_lightning.data.manifest import SCORE_KEYS, ManifestRow, write_manifest
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_dir, atomic_write_text
+from cac_lightning.io.manifest import ManifestRow, write_manifest
+from cac_lightning.scoring.lesions import SCORE_METRICS
 from cac_lightning.sources.synthetic.phantom import SynthOptions, make_scan
-from cac_lightning.vessels import SCORE_KEYS as VESSEL_KEYS
+from cac_lightning.vessels import VESSELS_AND_TOTAL
 from cac_lightning.workers import parent_bound_pool
 
-__all__ = ["COHORT_VERSION", "assign_splits", "cohort_version", "generate_cohort", "write_scan"]
+__all__ = [
+    "COHORT_VERSION",
+    "assign_splits",
+    "cohort_version",
+    "generate_cohort",
+    "prepare_cohort",
+    "write_scan",
+]
 
 INFO_NAME = "synthetic.json"
 """The cohort description next to ``manifest.csv`` (generator version, seed, options, scans)."""
@@ -46,6 +54,36 @@ def cohort_version(folder: str | Path) -> int | None:
     if not path.is_file():
         return None
     return int(json.loads(path.read_text()).get("version", 1))
+
+
+def prepare_cohort(data_dir: str | os.PathLike, *, generate: bool, **options) -> None:
+    """Generate the cohort of ``data_dir``, or check that the one there is of this version.
+
+    The DataModule's ``make_cohort`` (``conf/data/synthetic.yaml`` injects this function, so
+    ``data/`` never imports ``sources/``): it is called with ``generate=False`` to fail fast
+    before training and, on rank 0, with ``generate=True`` when the manifest is missing.
+
+    Args:
+        data_dir: the cohort's folder.
+        generate: generate the cohort (:func:`generate_cohort`) into ``data_dir``; False: only
+            check the generator version of a cohort already there.
+        **options: :func:`generate_cohort` arguments (``n_scans``, ``seed``, ``size``, ...).
+
+    Raises:
+        InputError: ``data_dir`` holds a cohort of another generator version (one line: delete
+            it or choose another folder); nothing is written.
+    """
+    if generate:
+        log.info("generating synthetic cohort %s in %s", options, data_dir)
+        generate_cohort(data_dir, **options)
+        return
+    version = cohort_version(data_dir)
+    if version is not None and version != COHORT_VERSION:
+        raise InputError(
+            f"{data_dir} holds a synthetic cohort of generator version {version}, "
+            f"this one writes version {COHORT_VERSION}: delete the folder to regenerate it, "
+            "or set data.data_dir"
+        )
 
 
 log = logging.getLogger(__name__)
@@ -130,7 +168,10 @@ def write_scan(
     vol = read_volume(image)
     labels = read_label_map(label, vol.geometry)
     scores = score_scan(vol.hu, labels, vol.geometry, kvp=vol.kvp, mass_factor=vol.mass_factor)
-    ref = {v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_KEYS} for v in VESSEL_KEYS}
+    ref = {
+        v: {k: float(getattr(scores.vessels[v], k)) for k in SCORE_METRICS}
+        for v in VESSELS_AND_TOTAL
+    }
     meta = dict(scan.meta)
     meta.update(risk_category=scores.risk_category, n_label_voxels=int(np.count_nonzero(labels)))
     log.info("%s: Agatston %.1f", pid, ref["total"]["agatston"])

@@ -4,11 +4,11 @@ Usage::
 
     python -m cac_lightning.sources.synthetic.figure docs/synthetic_slice.png [--seed 0 --index 0]
 
-Left: CT slice (window -200..500 HU) with the label overlay coloured by vessel. Right: the
-model's second input channel (HU >= 130): labelled calcium in colour, everything else that
-crosses the threshold (bone, aortic/valve calcium, stents) in white. Top row: a slice with
-several labelled vessels; bottom row: the slice of another scan with the most hard-negative
-calcium (stent, aortic or valve calcification).
+Left: CT slice (in :data:`~cac_lightning.render.DISPLAY_WINDOW`) with the label overlay
+coloured by vessel. Right: the model's second input channel (HU >= 130): labelled calcium in
+colour, everything else that crosses the threshold (bone, aortic/valve calcium, stents) in
+white. Top row: a slice with several labelled vessels; bottom row: the slice of another scan
+with the most hard-negative calcium (stent, aortic or valve calcification).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from cac_lightning.io.atomic import atomic_write_png
-from cac_lightning.sources.synthetic.phantom import CALCIUM_HU, SynthScan, make_scan
+from cac_lightning.render.overlay import DISPLAY_WINDOW
+from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
+from cac_lightning.sources.synthetic.phantom import SynthScan, make_scan
 from cac_lightning.vessels import LABELS, VESSEL_COLORS, VESSELS
 
 __all__ = ["VESSEL_COLOURS", "best_slice", "plot_slices"]
@@ -46,7 +48,7 @@ def best_slice(scan: SynthScan, negatives: bool = False) -> int:
 def plot_slices(panels: list[tuple[SynthScan, int, str]], path: str | Path) -> Path:
     """Write a PNG with one row per ``(scan, slice, caption)`` (palette PNG, < 300 kB).
 
-    Each row: the CT slice (window -200..500 HU) with the label overlay, and the HU >= 130
+    Each row: the CT slice (in the display window) with the label overlay, and the HU >= 130
     mask with labelled calcium in colour and everything else above the threshold in white.
     """
     import matplotlib
@@ -57,6 +59,7 @@ def plot_slices(panels: list[tuple[SynthScan, int, str]], path: str | Path) -> P
     from matplotlib.patches import Patch
     from PIL import Image
 
+    lo, hi = DISPLAY_WINDOW
     cmap = ListedColormap([(0, 0, 0, 0)] + [VESSEL_COLOURS[v] for v in VESSELS])
     fig, axes = plt.subplots(len(panels), 2, figsize=(9, 4.3 * len(panels) + 0.5), squeeze=False)
     for row, (scan, k, caption) in zip(axes, panels, strict=True):
@@ -64,15 +67,19 @@ def plot_slices(panels: list[tuple[SynthScan, int, str]], path: str | Path) -> P
         fov = scan.geometry.pixel_spacing[0] * hu.shape[1]
         extent = (0, fov, fov, 0)
         overlay = np.ma.masked_equal(lab, 0)
-        row[0].imshow(hu, cmap="gray", vmin=-200, vmax=500, extent=extent)
-        row[1].imshow(hu >= CALCIUM_HU, cmap="gray", vmin=0, vmax=1, extent=extent)
+        row[0].imshow(hu, cmap="gray", vmin=lo, vmax=hi, extent=extent)
+        row[1].imshow(hu >= DEFAULT_THRESHOLD_HU, cmap="gray", vmin=0, vmax=1, extent=extent)
         for ax in row:
             ax.imshow(overlay, cmap=cmap, vmin=0, vmax=4, interpolation="nearest", extent=extent)
             ax.set_xticks(np.arange(0, fov, 50))
             ax.set_yticks(np.arange(0, fov, 50))
             ax.tick_params(labelsize=8)
-        row[0].set_title(f"{caption}: CT (W 700 / L 150) + labels", fontsize=9)
-        row[1].set_title(f"HU >= {CALCIUM_HU:.0f}; white = not coronary calcium", fontsize=9)
+        row[0].set_title(
+            f"{caption}: CT (W {hi - lo:.0f} / L {(hi + lo) / 2:.0f}) + labels", fontsize=9
+        )
+        row[1].set_title(
+            f"HU >= {DEFAULT_THRESHOLD_HU:.0f}; white = not coronary calcium", fontsize=9
+        )
     handles = [Patch(color=VESSEL_COLOURS[v], label=f"{LABELS[v]} {v}") for v in VESSELS]
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=9)
     fig.text(0.99, 0.005, "mm; patient right on the image left", ha="right", fontsize=7)

@@ -12,7 +12,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cac_lightning.errors import InputError
-from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 from cac_lightning.sources.synthetic.anatomy import SLICE_MM, coronary_tree, sample_anatomy
 from cac_lightning.sources.synthetic.artefacts import (
@@ -25,9 +24,9 @@ from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
 from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sample_plaques
 from cac_lightning.sources.synthetic.render import render_anatomy
 from cac_lightning.vessels import LABELS
+from cac_lightning.volume import Geometry
 
 __all__ = [
-    "CALCIUM_HU",
     "SynthOptions",
     "SynthScan",
     "is_stent_scan",
@@ -36,7 +35,6 @@ __all__ = [
     "patient_id",
 ]
 
-CALCIUM_HU = DEFAULT_THRESHOLD_HU  # the 120 kVp Agatston threshold (scoring.config)
 HU_MIN, HU_MAX = -1024, 3071  # 12-bit CT range with RescaleIntercept -1024
 PSF_SIGMA_XY = 0.35  # in-plane scanner blur (mm, Gaussian sigma; ~0.8 mm FWHM, I30f kernel)
 PSF_SIGMA_Z = 0.5  # z blur before slice integration (mm; 0.6 mm collimation)
@@ -262,7 +260,8 @@ def make_scan(
 
     img = tissue + neg + calc + streak + noise
     hu = np.clip(np.rint(img), HU_MIN, HU_MAX).astype(np.int16)
-    support = (best >= SUPPORT_HU) & (calc >= neg) & (tissue < CALCIUM_HU) & (hu >= CALCIUM_HU)
+    calcium = DEFAULT_THRESHOLD_HU
+    support = (best >= SUPPORT_HU) & (calc >= neg) & (tissue < calcium) & (hu >= calcium)
     labels = np.where(support, owner, 0).astype(np.uint8)
 
     origin_local = np.array([grid.x[0], grid.y[0], grid.z[0]], dtype=np.float64)

@@ -29,9 +29,9 @@ __all__ = [
     "sample_plaques",
 ]
 
-# Least rendered peak (HU above tissue) of a plaque, and of the first plaque of a positive scan
-# (which must score: tissue ~35 HU + 250 stays >= 130 HU over >= 1 mm^2 despite the noise).
-MIN_PEAK_HU = DEFAULT_THRESHOLD_HU  # the 120 kVp Agatston threshold (scoring.config)
+# Least rendered peak (HU above tissue) of the first plaque of a positive scan (which must score:
+# tissue ~35 HU + 250 stays >= 130 HU over >= 1 mm^2 despite the noise); any other plaque's
+# least peak is the 120 kVp Agatston threshold, DEFAULT_THRESHOLD_HU (scoring.config).
 FIRST_PEAK_HU = 250.0
 # Share of lesions per vessel. Hong et al. 2022, Table 5 (training set lesions): LM 6 %, LAD 39 %,
 # CX 21 %, RCA 35 %; LM is raised to 10 % so a small cohort still holds LM lesions.
@@ -198,7 +198,7 @@ def sample_plaques(
         amp = float(rng.lognormal(np.log(200.0 + 520.0 * burden**2), 0.5))
         offset = float(rng.uniform(0.1, 0.6))
         angle = float(rng.uniform(0, 2 * np.pi))
-        floor = MIN_PEAK_HU
+        floor = DEFAULT_THRESHOLD_HU
         if i == 0:  # the first plaque always scores (>= 1 mm^2 at >= 130 HU)
             length, sigma, floor = max(length, 2.5), max(sigma, 0.5), FIRST_PEAK_HU
         if name in avoid:

@@ -1,8 +1,9 @@
 """Side-by-side picture: one real gated CaSc slice next to a synthetic one (docs/ figure).
 
 Both slices are cut to the same square field of view around the image centre, resampled to the
-same pixel size and shown in the same window (W 400 / L 40 HU), grey levels only: no DICOM
-metadata and no text are written into the image (the captions live in the docs).
+same pixel size and shown in the same window (:data:`~cac_lightning.render.DISPLAY_WINDOW`),
+grey levels only: no DICOM metadata and no text are written into the image (the captions live
+in the docs).
 
 Usage::
 
@@ -19,10 +20,9 @@ from scipy import ndimage as ndi
 
 from cac_lightning.errors import InputError
 from cac_lightning.io.atomic import atomic_write_png
+from cac_lightning.render.overlay import grey
 
 __all__ = ["centre_crop", "main", "side_by_side"]
-
-WINDOW = (-160.0, 240.0)  # W 400 / L 40 HU
 
 
 def centre_crop(sl: np.ndarray, px: float, fov_mm: float, out_px: int) -> np.ndarray:
@@ -34,11 +34,6 @@ def centre_crop(sl: np.ndarray, px: float, fov_mm: float, out_px: int) -> np.nda
     return z[c0 - h : c0 - h + out_px, c1 - h : c1 - h + out_px]
 
 
-def _grey(hu: np.ndarray) -> np.ndarray:
-    lo, hi = WINDOW
-    return (np.clip((hu - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
-
-
 def side_by_side(
     real: tuple[np.ndarray, float],
     synth: tuple[np.ndarray, float],
@@ -47,8 +42,8 @@ def side_by_side(
     out_px: int = 320,
 ) -> Path:
     """Write a greyscale PNG: real slice (left) | synthetic slice (right), same FOV and window."""
-    a = _grey(centre_crop(real[0], real[1], fov_mm, out_px))
-    b = _grey(centre_crop(synth[0], synth[1], fov_mm, out_px))
+    a = grey(centre_crop(real[0], real[1], fov_mm, out_px)).astype(np.uint8)
+    b = grey(centre_crop(synth[0], synth[1], fov_mm, out_px)).astype(np.uint8)
     gap = np.full((out_px, 4), 255, dtype=np.uint8)
     return atomic_write_png(np.concatenate([a, gap, b], axis=1), path)
 

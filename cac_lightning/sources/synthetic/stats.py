@@ -23,7 +23,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cac_lightning.errors import InputError
-from cac_lightning.io.volume import Geometry
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 from cac_lightning.sources.synthetic.realism import (
     TISSUE_WINDOWS,
@@ -33,6 +32,7 @@ from cac_lightning.sources.synthetic.realism import (
     tissue_hu,
 )
 from cac_lightning.vessels import LABELS, VESSELS
+from cac_lightning.volume import Geometry
 
 __all__ = [
     "BONE_MIN_MM2",
@@ -48,7 +48,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CALCIUM_HU = DEFAULT_THRESHOLD_HU  # the 120 kVp Agatston threshold (scoring.config)
 BONE_MIN_MM2 = 5.0
 ROI_RADIUS_MM = 8.0
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -147,7 +146,7 @@ def scan_stats(hu: np.ndarray, labels: np.ndarray, geometry: Geometry) -> dict:
     bone_slices, bone_area = 0, []
     min_px = BONE_MIN_MM2 / px_area
     for k in range(hu.shape[0]):
-        b = (hu[k] >= CALCIUM_HU) & (labels[k] == 0)
+        b = (hu[k] >= DEFAULT_THRESHOLD_HU) & (labels[k] == 0)
         bone_area.append(float(b.sum()) * px_area / 100.0)
         if b.any():
             lab, n = ndi.label(b, structure=_EIGHT)
@@ -202,8 +201,8 @@ def coca_stats(root: str | Path) -> CohortStats:
 
 def manifest_stats(path: str | Path) -> CohortStats:
     """Statistics of a cohort folder with ``manifest.csv`` (image + label per row)."""
-    from cac_lightning.data.manifest import read_manifest
     from cac_lightning.io import read_label_map, read_volume
+    from cac_lightning.io.manifest import read_manifest
 
     path = Path(path)
     rows = read_manifest(path)
