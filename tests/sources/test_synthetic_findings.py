@@ -157,3 +157,17 @@ def test_osteophytes_sit_at_the_vertebra_and_are_unlabelled():
     spur = (s.parts["negatives"] > 250) & ~tissue_bone
     assert np.count_nonzero(spur) > 0
     assert not s.labels[spur].any()
+
+
+def test_candidate_regions_find_the_chest_wall_and_skip_labels():
+    from cac_lightning.sources.synthetic.candidates import candidate_regions
+
+    s = make_scan(11, 3, 128)
+    r = candidate_regions(s.hu, s.labels, s.geometry.pixel_spacing)
+    assert r["spine"] > 0 and r["ribs"] > 0 and r["sternum"] > 0
+    total = sum(r.values())
+    px = s.geometry.pixel_spacing
+    expected = np.count_nonzero((s.hu >= 130) & (s.labels == 0)) * px[0] * px[1]
+    assert total == pytest.approx(expected)
+    everything = np.ones_like(s.labels)  # every candidate labelled: nothing left
+    assert sum(candidate_regions(s.hu, everything, px).values()) == 0

@@ -167,16 +167,25 @@ def _trabecular(grid: Grid, mask: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _lattice_field(
-    grid: Grid, ys: np.ndarray, xs: np.ndarray, lat: float, rng: np.random.Generator
+    grid: Grid,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    lat: float,
+    rng: np.random.Generator,
+    zs: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Smooth random field (nz, k), about unit SD, at the in-plane pixels ``(ys, xs)``.
+    """Smooth random field, about unit SD, at the in-plane pixels ``(ys, xs)``.
 
-    White noise on a fixed ``lat`` mm lattice covering those pixels, interpolated bilinearly:
-    correlated over about ``lat`` mm whatever the matrix size, and cheap (no filtering; the
-    lattice covers only the pixels' bounding box).
+    White noise on a fixed ``lat`` mm lattice covering those pixels (all slices), interpolated
+    bilinearly in-plane: correlated over about ``lat`` mm whatever the matrix size, and cheap
+    (no filtering; the lattice covers only the pixels' bounding box).
+
+    Returns:
+        (nz, k) values at every slice; with ``zs`` (k,) the values at the voxels
+        ``(zs, ys, xs)`` only, (k,).
     """
     if ys.size == 0:
-        return np.zeros((grid.nz, 0), dtype=np.float32)
+        return np.zeros((grid.nz, 0) if zs is None else 0, dtype=np.float32)
     py, px = grid.y[ys], grid.x[xs]
     oy, ox = float(py.min()), float(px.min())
     h = int((py.max() - oy) / lat) + 2
@@ -185,8 +194,9 @@ def _lattice_field(
     fy, fx = (py - oy) / lat, (px - ox) / lat
     i0, j0 = np.minimum(fy.astype(int), h - 2), np.minimum(fx.astype(int), w - 2)
     wy, wx = (fy - i0).astype(np.float32), (fx - j0).astype(np.float32)
-    out = (1 - wy) * ((1 - wx) * f[:, i0, j0] + wx * f[:, i0, j0 + 1]) + wy * (
-        (1 - wx) * f[:, i0 + 1, j0] + wx * f[:, i0 + 1, j0 + 1]
+    z = slice(None) if zs is None else zs
+    out = (1 - wy) * ((1 - wx) * f[z, i0, j0] + wx * f[z, i0, j0 + 1]) + wy * (
+        (1 - wx) * f[z, i0 + 1, j0] + wx * f[z, i0 + 1, j0 + 1]
     )
     # Bilinear weights lower the variance (to 4/9 on average): about unit SD again.
     return out * np.float32(1.5)
@@ -199,6 +209,7 @@ def _spongy(field: np.ndarray) -> np.ndarray:
 
 def _cartilage(
     grid: Grid,
+    zs: np.ndarray,
     ys: np.ndarray,
     xs: np.ndarray,
     qr: np.ndarray,
@@ -206,7 +217,7 @@ def _cartilage(
     base: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Costal cartilage CT numbers (nz, k) at the rib-zone pixels ``(ys, xs)``.
+    """Costal cartilage CT numbers (k,) at the voxels ``(zs, ys, xs)``.
 
     Uncalcified cartilage is ``base`` (~105 HU, below the calcium threshold). Calcification is
     patchy: a smooth random field (~1.6 mm) above a threshold set so that about
@@ -215,7 +226,7 @@ def _cartilage(
     cross-section), "dense" lets it fill the core too. The field is drawn whatever the mode, so
     the draws that follow do not depend on it.
     """
-    f = _lattice_field(grid, ys, xs, 1.6, rng)
+    f = _lattice_field(grid, ys, xs, 1.6, rng, zs)
     if skel.cartilage_mode == "none" or skel.cartilage_extent <= 0:
         return np.full(qr.shape, base, dtype=np.float32)
     from scipy.special import ndtri
@@ -442,15 +453,17 @@ def render_anatomy(
         Z.reshape(-1, 1) - sh["rib_slope"] * from_post[None] - sh["rib_phase"], sh["rib_period"]
     )
     qr = (radial[None] / 3.5) ** 2 + ((w - half_h) / half_h) ** 2
-    anterior = np.broadcast_to((from_post > np.deg2rad(150))[None], qr.shape)
     near_spine = (from_post < np.deg2rad(12))[None]
-    ribs = (qr <= 1) & ~near_spine
+    zr, kr = np.nonzero((qr <= 1) & ~near_spine)  # rib voxels: slice, zone pixel
+    qv = qr[zr, kr]
+    ant = from_post[kr] > np.deg2rad(150)  # the anterior arc is costal cartilage
     t_rng = np.random.default_rng(skel.seed)
-    marrow = v["marrow"] + _spongy(_lattice_field(grid, yy, xx, 0.6, t_rng))
-    val = np.where(qr > 0.45, v["cortical"], marrow)
-    val = np.where(anterior, _cartilage(grid, yy, xx, qr, skel, v["cartilage"], t_rng), val)
-    zi = np.nonzero(ribs)
-    vol[zi[0], yy[zi[1]], xx[zi[1]]] = val[zi]
+    yb, xb, zb = yy[kr[~ant]], xx[kr[~ant]], zr[~ant]
+    bone = _spongy(_lattice_field(grid, yb, xb, 0.6, t_rng, zb)) + np.float32(v["marrow"])
+    bone = np.where(qv[~ant] > 0.45, np.float32(v["cortical"]), bone)
+    ya, xa, za = yy[kr[ant]], xx[kr[ant]], zr[ant]
+    vol[zb, yb, xb] = bone
+    vol[za, ya, xa] = _cartilage(grid, za, ya, xa, qv[ant], skel, v["cartilage"], t_rng)
 
     _sternum(vol, grid, anat.sternum_centre, anat, sh["xiphoid_z"], skel, t_rng)
     return vol
