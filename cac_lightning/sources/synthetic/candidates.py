@@ -5,9 +5,12 @@ everything a model must learn to leave alone. Each 2D connected component of can
 slice is assigned a region from the image alone, relative to the convex hull of the slice's
 lungs (HU < -500 inside the body, components >= :data:`LUNG_MIN_MM2`):
 
-- ``spine``: inside the hull, posterior of its centroid and >= :data:`SPINE_MIN_MM2` (the
-  vertebral body, with any osteophyte touching it), or outside the hull behind its centroid
-  within :data:`MIDLINE_MM` of its midline (posterior arch);
+- inside the hull means more than :data:`HULL_MARGIN_MM` inside it (where the lungs reach in
+  front of the sternum, the hull's edge runs through the chest wall);
+- ``spine``: >= :data:`SPINE_MIN_MM2` with its centroid in the posterior 40 % of the rows
+  (:data:`SPINE_ROW`; both sources centre the field of view on the heart): the vertebral body,
+  with any osteophyte touching it; or outside the hull behind its centroid within
+  :data:`MIDLINE_MM` of its midline (posterior arch);
 - ``sternum``: outside the hull, anterior, within :data:`MIDLINE_MM` of the midline;
 - ``anterior wall``: outside the hull, anterior, off the midline (costal cartilage, anterior
   rib ends);
@@ -32,11 +35,22 @@ from scipy import ndimage as ndi
 
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
 
-__all__ = ["LUNG_MIN_MM2", "MIDLINE_MM", "REGIONS", "SPINE_MIN_MM2", "candidate_regions", "main"]
+__all__ = [
+    "HULL_MARGIN_MM",
+    "LUNG_MIN_MM2",
+    "MIDLINE_MM",
+    "REGIONS",
+    "SPINE_MIN_MM2",
+    "SPINE_ROW",
+    "candidate_regions",
+    "main",
+]
 
 REGIONS = ("spine", "sternum", "anterior wall", "ribs", "mediastinum", "no lung")
 LUNG_MIN_MM2 = 200.0
 SPINE_MIN_MM2 = 150.0
+HULL_MARGIN_MM = 10.0
+SPINE_ROW = 0.6
 MIDLINE_MM = 20.0
 
 
@@ -52,7 +66,9 @@ def _slice_regions(hu: np.ndarray, lab: np.ndarray, px: tuple[float, float], thr
     # Lung: -950..-500 HU after a 1 mm blur (not the air around the body, ~-1000 HU); the
     # body's outline is no help, as the field of view often cuts the chest wall.
     smooth = ndi.gaussian_filter(hu.astype(np.float32), 1.0 / px[0])
-    comps, n = ndi.label((smooth > -950) & (smooth < -500))
+    # eroded by 2 mm: the thin band where the skin meets the air around the body is no lung
+    lungish = (smooth > -950) & (smooth < -500)
+    comps, n = ndi.label(ndi.binary_erosion(lungish, iterations=max(int(round(2.0 / px[0])), 1)))
     lung = np.zeros(hu.shape, dtype=bool)
     if n:
         sizes = ndi.sum_labels(np.ones(hu.shape), comps, index=np.arange(1, n + 1)) * area
@@ -62,6 +78,7 @@ def _slice_regions(hu: np.ndarray, lab: np.ndarray, px: tuple[float, float], thr
         return out
     hull = convex_hull_image(lung)
     hy, hx = (float(c.mean()) for c in np.nonzero(hull))
+    depth = ndi.distance_transform_edt(hull) * px[0]  # mm inside the hull
     cl, m = ndi.label(cand, structure=np.ones((3, 3)))
     for k, sl in enumerate(ndi.find_objects(cl), start=1):
         ys, xs = np.nonzero(cl[sl] == k)
@@ -69,9 +86,10 @@ def _slice_regions(hu: np.ndarray, lab: np.ndarray, px: tuple[float, float], thr
         cy, cx = float(ys.mean()), float(xs.mean())
         posterior = cy > hy
         midline = abs(cx - hx) * px[1] < MIDLINE_MM
-        if hull[int(round(cy)), int(round(cx))]:
-            big = ys.size * area >= SPINE_MIN_MM2
-            region = "spine" if (big and posterior) else "mediastinum"
+        if ys.size * area >= SPINE_MIN_MM2 and cy > SPINE_ROW * hu.shape[0]:
+            region = "spine"
+        elif depth[int(round(cy)), int(round(cx))] > HULL_MARGIN_MM:
+            region = "mediastinum"
         elif not posterior:
             region = "sternum" if midline else "anterior wall"
         else:
