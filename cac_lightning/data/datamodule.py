@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 
 from cac_lightning.data.cache import CachedScan, cache_scans
 from cac_lightning.data.datasets import SliceDataset
-from cac_lightning.data.samplers import BalancedSliceSampler
+from cac_lightning.data.samplers import BalancedSliceSampler, hard_negative_slices
 from cac_lightning.data.transforms import DEFAULT_THRESHOLD_HU, DEFAULT_WINDOW, AugmentConfig
 from cac_lightning.errors import InputError
 from cac_lightning.io.manifest import SPLITS, ManifestRow, read_manifest
@@ -108,6 +108,11 @@ class CACDataModule(pl.LightningDataModule):
         batch_size: slices per batch; default 4 (the paper's).
         num_workers / pin_memory / persistent_workers: DataLoader options.
         pos_fraction: share of calcium-positive slices per epoch; default 0.5.
+        hard_negative_fraction: share of the training epoch's negative slices drawn from the
+            hard negatives (:func:`~cac_lightning.data.samplers.hard_negative_slices`: the
+            negative slices with the most unlabelled >= threshold area); default 0 (plain
+            balanced draw). Validation draws are never changed.
+        hard_negative_quantile: share of the training negatives flagged hard; default 0.25.
         samples_per_epoch: training slices per epoch (all ranks); default (None)
             the number of training slices, the paper's epoch. A smaller number is
             an explicit choice (CPU recipes).
@@ -146,6 +151,8 @@ class CACDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         pos_fraction: float = 0.5,
+        hard_negative_fraction: float = 0.0,
+        hard_negative_quantile: float = 0.25,
         samples_per_epoch: int | None = None,
         window: tuple[float, float] = DEFAULT_WINDOW,
         threshold_hu: float = DEFAULT_THRESHOLD_HU,
@@ -174,6 +181,8 @@ class CACDataModule(pl.LightningDataModule):
                     pin_memory=pin_memory,
                     persistent_workers=persistent_workers,
                     pos_fraction=pos_fraction,
+                    hard_negative_fraction=hard_negative_fraction,
+                    hard_negative_quantile=hard_negative_quantile,
                     samples_per_epoch=samples_per_epoch,
                     window=window,
                     threshold_hu=threshold_hu,
@@ -198,6 +207,16 @@ class CACDataModule(pl.LightningDataModule):
         self.pin_memory = bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
         self.pos_fraction = float(pos_fraction)
+        self.hard_negative_fraction = float(hard_negative_fraction)
+        self.hard_negative_quantile = float(hard_negative_quantile)
+        if not 0.0 <= self.hard_negative_fraction <= 1.0:
+            raise InputError(
+                f"hard_negative_fraction must be in [0, 1], got {hard_negative_fraction}"
+            )
+        if not 0.0 < self.hard_negative_quantile <= 1.0:
+            raise InputError(
+                f"hard_negative_quantile must be in (0, 1], got {hard_negative_quantile}"
+            )
         self.samples_per_epoch = int(samples_per_epoch) if samples_per_epoch else None
         window = _plain(window)
         self.window = (float(window[0]), float(window[1]))
@@ -364,12 +383,18 @@ class CACDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset(["train"], train=True)
+        hard = None
+        if self.hard_negative_fraction > 0:
+            hard = hard_negative_slices(ds.scans, ds.thresholds, self.hard_negative_quantile)
+            log.info("hard-negative training slices: %d of %d", int(hard.sum()), hard.size)
         sampler = BalancedSliceSampler(
             ds.positive,
             num_samples=self.samples_per_epoch,
             pos_fraction=self.pos_fraction,
             seed=self.seed,
             with_seeds=True,
+            hard=hard,
+            hard_fraction=self.hard_negative_fraction,
         )
         return self._loader(ds, sampler)
 

@@ -280,3 +280,26 @@ def test_instantiates_from_the_hydra_data_config(data_dir):
     dm.setup()
     b = next(iter(dm.train_dataloader()))
     assert b["image"].shape == (cfg.batch_size, 2, SIZE, SIZE)
+
+
+def test_hard_negative_fraction_reaches_the_training_sampler(tmp_path):
+    """Scan a's slice 4 holds extra unlabelled dense area: it is the hard negative, and half
+    of the training negatives are drawn from it; validation draws are unchanged."""
+    root = tmp_path / "data"
+    write_cohort(root)
+    img = sitk.ReadImage(str(root / "a.nii.gz"))
+    hu = sitk.GetArrayFromImage(img)
+    hu[4, 20:30, 2:10] = 600
+    _write(hu, root / "a.nii.gz")
+    kwargs = dict(batch_size=2, samples_per_epoch=40, seed=0)
+    dm = CACDataModule(str(root), hard_negative_fraction=0.5, hard_negative_quantile=0.1, **kwargs)
+    sampler = dm.train_dataloader().sampler
+    assert sampler.hard_idx.tolist() == [4]  # slice 4 of the first training scan
+    idx = np.array([i for i, _ in sampler])
+    neg = idx[~dm._dataset(["train"]).positive[idx]]
+    assert np.sum(neg == 4) == neg.size // 2
+    plain = CACDataModule(str(root), **kwargs)
+    assert plain.train_dataloader().sampler.hard_fraction == 0.0
+    assert list(plain.val_dataloader().sampler) == list(dm.val_dataloader().sampler)
+    with pytest.raises(InputError, match="hard_negative_fraction"):
+        CACDataModule(str(root), hard_negative_fraction=1.5)

@@ -122,3 +122,63 @@ def test_default_epoch_is_one_draw_per_slice_with_replacement():
     assert pos_draws.size == 50 and np.unique(pos_draws).size == 10  # with replacement
     s2 = BalancedSliceSampler(POSITIVE, pos_fraction=0.2, num_replicas=3, rank=1)
     assert len(s2) == 34  # ceil(100 / 3): the whole epoch is shared by the ranks
+
+
+# Hard negatives: every third negative slice is flagged hard (30 of 90).
+HARD = np.zeros(100, dtype=bool)
+HARD[1::3] = True
+
+
+@pytest.mark.parametrize(("hard_fraction", "num_samples"), [(0.5, 40), (0.25, 101), (1.0, 60)])
+def test_hard_negative_share_is_honoured(hard_fraction, num_samples):
+    s = BalancedSliceSampler(
+        POSITIVE, num_samples=num_samples, hard=HARD, hard_fraction=hard_fraction
+    )
+    idx = np.array(list(s))
+    neg = idx[~POSITIVE[idx]]
+    n_hard = int(np.sum(HARD[neg]))
+    assert n_hard == int(np.floor(neg.size * hard_fraction + 0.5))
+    assert neg.size == len(idx) - int(np.floor(len(idx) * 0.5 + 0.5))
+    # a flag on a positive slice never makes it a negative draw
+    assert set(idx[POSITIVE[idx]]) <= set(np.flatnonzero(POSITIVE))
+
+
+def test_zero_hard_fraction_is_the_plain_draw():
+    plain = BalancedSliceSampler(POSITIVE, num_samples=64, seed=3)
+    zero = BalancedSliceSampler(POSITIVE, num_samples=64, seed=3, hard=HARD, hard_fraction=0.0)
+    assert list(plain) == list(zero)
+    hard = BalancedSliceSampler(POSITIVE, num_samples=64, seed=3, hard=HARD, hard_fraction=0.8)
+    assert list(hard) != list(plain)
+
+
+def test_hard_fraction_without_flags_or_hard_slices():
+    with pytest.raises(ValueError, match="hard"):
+        BalancedSliceSampler(POSITIVE, hard_fraction=0.5)
+    with pytest.raises(ValueError, match="flags"):
+        BalancedSliceSampler(POSITIVE, hard=HARD[:50], hard_fraction=0.5)
+    none_hard = BalancedSliceSampler(POSITIVE, hard=POSITIVE, hard_fraction=0.5)
+    assert none_hard.hard_fraction == 0.0  # only positives flagged: a plain draw, warned
+
+
+def test_hard_negative_slices_rank_unlabelled_dense_area():
+    from types import SimpleNamespace
+
+    from cac_lightning.data.samplers import dense_negative_area, hard_negative_slices
+
+    hu = np.full((4, 8, 8), 40, dtype=np.int16)
+    labels = np.zeros((4, 8, 8), dtype=np.uint8)
+    hu[0, :2] = 400  # 16 px of bone
+    hu[1, :1] = 400  # 8 px
+    hu[2, :4] = 400  # 32 px, but 24 of them coronary calcium: a positive slice
+    labels[2, 1:4] = 2
+    hu[3, :, :1] = 129  # below the threshold
+    area = dense_negative_area(hu, labels, 130.0, 0.25)
+    assert area.tolist() == [4.0, 2.0, 2.0, 0.0]
+    scan = SimpleNamespace(
+        hu=hu, labels=labels, positive=labels.any(axis=(1, 2)),
+        geometry=SimpleNamespace(pixel_spacing=(0.5, 0.5)),
+    )  # fmt: skip
+    flags = hard_negative_slices([scan, scan], [130.0, 130.0], quantile=0.34)
+    assert flags.tolist() == [True, False, False, False] * 2
+    # the threshold is each scan's own: at 500 HU nothing is dense
+    assert not hard_negative_slices([scan], [500.0]).any()

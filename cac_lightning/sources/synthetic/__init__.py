@@ -2,7 +2,9 @@
 
 A vectorised numpy phantom calibrated on the COCA sample: chest wall, lungs, mediastinal fat,
 heart, great vessels, bone, coronary centre-lines (LM, LAD, CX, RCA) with calcified plaques,
-and unlabelled hard negatives (aortic and valve calcification, stents). See docs/synthetic.md.
+and unlabelled hard negatives (aortic and valve calcification, stents, calcified costal
+cartilage, textured sternum and ribs, osteophytes, sternal wires, surgical clips). See
+docs/synthetic.md.
 
 Example:
     >>> from cac_lightning.sources.synthetic import generate_cohort
@@ -23,6 +25,7 @@ from cac_lightning.sources.synthetic.phantom import (
     SynthOptions,
     SynthScan,
     is_stent_scan,
+    is_sternotomy_scan,
     is_zero_scan,
     make_scan,
     patient_id,
@@ -35,6 +38,7 @@ __all__ = [
     "assign_splits",
     "cohort_version",
     "generate_cohort",
+    "is_sternotomy_scan",
     "is_stent_scan",
     "is_zero_scan",
     "make_scan",

@@ -19,9 +19,11 @@ __all__ = [
     "HU",
     "SLICE_MM",
     "Anatomy",
+    "Skeleton",
     "Vessel",
     "coronary_tree",
     "sample_anatomy",
+    "sample_skeleton",
 ]
 
 SLICE_MM = 3.0  # slice spacing and thickness of the COCA gated scans (mm)
@@ -40,7 +42,7 @@ HU = {
     "csf": 15.0,
     "cancellous": 200.0,
     "cortical": 600.0,
-    "marrow": 170.0,
+    "marrow": 230.0,  # mean of the textured marrow ~210 (render._spongy is skewed dark)
     "cartilage": 105.0,
 }
 
@@ -57,6 +59,7 @@ PULMONARY_ROOT = np.array([16.0, -26.0, 36.0])
 PULMONARY_DIR = np.array([0.25, 0.45, 1.0]) / np.linalg.norm([0.25, 0.45, 1.0])
 SVC_ROOT = np.array([-34.0, 6.0, 36.0])
 MITRAL_CENTRE = np.array([14.0, 18.0, 16.0])
+STERNUM_SEMI_MM = (15.0, 5.5)  # sternal body half-width and half-depth (mm, x body scale)
 
 # Coronary control points (canonical mm); from the given index on they are projected onto the
 # heart surface (the ostia and LM stay at the aortic root).
@@ -168,6 +171,65 @@ class Anatomy:
     @property
     def heart_semi(self) -> np.ndarray:
         return HEART_SEMI * self.heart_scale
+
+    @property
+    def sternum_centre(self) -> tuple[float, float]:
+        """In-plane (x, y) mm of the sternum's centre: mid rib zone at the anterior midline,
+        pulled a fifth of the way towards the heart's x."""
+        sh = self.shape
+        dm = sh["fat"] + sh["muscle"] + 0.5 * sh["ribzone"]
+        bc = sh["body_c"]
+        return (bc[0] + 0.2 * (self.heart_centre[0] - bc[0]), bc[1] - (sh["body_ay"] - dm))
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """Per-scan bone and cartilage findings (generator version 4), drawn apart from
+    :class:`Anatomy` so that the anatomy of a scan does not move.
+
+    Attributes:
+        age: age-like draw in [0, 1]; calcification of cartilage and vessels grows with it.
+        cartilage_mode: costal cartilage calcification: "none", "rim" (patchy, at the
+            cartilage's surface) or "dense" (patchy through the whole cartilage).
+        cartilage_extent: 0..1 share of the anterior cartilage that calcifies.
+        cartilage_hu: peak CT number of the calcified cartilage (HU, 200-1,000).
+        sternotomy: the sternum was split and wired (cardiac surgery): a midline gap.
+        seed: seed of the bone and cartilage textures.
+    """
+
+    age: float
+    cartilage_mode: str
+    cartilage_extent: float
+    cartilage_hu: float
+    sternotomy: bool
+    seed: int
+
+
+def sample_skeleton(
+    rng: np.random.Generator, cartilage: float = 0.7, sternotomy: bool = False
+) -> Skeleton:
+    """Draw the scan's age and its bone and cartilage findings.
+
+    Costal cartilage calcifies in the oldest ``cartilage`` share of scans (age draw above
+    ``1 - cartilage``); its extent and density grow with age beyond that onset, from small
+    patches of ~200 HU to dense plates of up to 1,000 HU (before blur).
+
+    Args:
+        rng: the scan's generator of version-4 findings (never the anatomy's).
+        cartilage: share of scans with calcified costal cartilage (0..1).
+        sternotomy: whether the scan had a sternotomy (spread over a cohort by the caller).
+    """
+    age = float(rng.uniform())
+    draw_mode, draw_extent, draw_hu = rng.uniform(size=3)
+    seed = int(rng.integers(2**31))
+    onset = 1.0 - float(cartilage)
+    old = (age - onset) / max(1.0 - onset, 1e-9)
+    if old <= 0:
+        return Skeleton(age, "none", 0.0, 0.0, sternotomy, seed)
+    extent = float(np.clip(old**0.8 * (0.4 + 0.6 * draw_extent), 0.05, 1.0))
+    peak = float(np.clip(200.0 + 800.0 * old * (0.5 + 0.6 * draw_hu), 200.0, 1000.0))
+    mode = "rim" if draw_mode < 0.6 else "dense"
+    return Skeleton(age, mode, extent, peak, sternotomy, seed)
 
 
 def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:

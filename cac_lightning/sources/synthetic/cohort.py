@@ -40,10 +40,12 @@ __all__ = [
 INFO_NAME = "synthetic.json"
 """The cohort description next to ``manifest.csv`` (generator version, seed, options, scans)."""
 
-COHORT_VERSION = 3
+COHORT_VERSION = 4
 """Generator version written to ``synthetic.json``: raised whenever the same seed and options
 give other scans (2: stents spread evenly, :func:`~.phantom.is_stent_scan`; 3: slice profile,
-motion, streaks and irregular plaques, :mod:`.artefacts`). A cohort folder
+motion, streaks and irregular plaques, :mod:`.artefacts`; 4: calcified costal cartilage,
+cortex and marrow texture of sternum and ribs, osteophytes, more aortic wall calcium with age,
+sternal wires and surgical clips, :func:`~.plaques.sample_findings`). A cohort folder
 without it is version 1."""
 
 

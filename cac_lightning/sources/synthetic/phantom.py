@@ -13,7 +13,12 @@ from scipy import ndimage as ndi
 
 from cac_lightning.errors import InputError
 from cac_lightning.scoring.config import DEFAULT_THRESHOLD_HU
-from cac_lightning.sources.synthetic.anatomy import SLICE_MM, coronary_tree, sample_anatomy
+from cac_lightning.sources.synthetic.anatomy import (
+    SLICE_MM,
+    coronary_tree,
+    sample_anatomy,
+    sample_skeleton,
+)
 from cac_lightning.sources.synthetic.artefacts import (
     add_motion,
     motion_level,
@@ -21,7 +26,12 @@ from cac_lightning.sources.synthetic.artefacts import (
     streaks,
 )
 from cac_lightning.sources.synthetic.grid import Grid, add_gaussian
-from cac_lightning.sources.synthetic.plaques import Beads, sample_negatives, sample_plaques
+from cac_lightning.sources.synthetic.plaques import (
+    Beads,
+    sample_findings,
+    sample_negatives,
+    sample_plaques,
+)
 from cac_lightning.sources.synthetic.render import render_anatomy
 from cac_lightning.vessels import LABELS
 from cac_lightning.volume import Geometry
@@ -29,6 +39,7 @@ from cac_lightning.volume import Geometry
 __all__ = [
     "SynthOptions",
     "SynthScan",
+    "is_sternotomy_scan",
     "is_stent_scan",
     "is_zero_scan",
     "make_scan",
@@ -53,6 +64,11 @@ class SynthOptions:
             :func:`is_stent_scan`).
         aortic_fraction: probability of aortic wall calcification.
         valve_fraction: probability of aortic valve or mitral annulus calcification.
+        cartilage_fraction: share of scans with calcified costal cartilage (the oldest ones;
+            more and denser with age; version 4).
+        osteophyte_fraction: base probability of vertebral osteophytes (x ``0.5 + age``).
+        sternotomy_fraction: share of scans after cardiac surgery: sternal wires and surgical
+            clips (deterministic, see :func:`is_sternotomy_scan`).
         noise_sd: (low, high) blood-pool noise SD (HU); COCA sample: see docs/synthetic.md.
         fov_mm: (low, high) in-plane field of view (mm); COCA: 164-243 mm.
         n_slices: (low, high) number of 3 mm slices; COCA: 46-57.
@@ -62,12 +78,23 @@ class SynthOptions:
     stent_fraction: float = 0.1
     aortic_fraction: float = 0.45
     valve_fraction: float = 0.3
+    cartilage_fraction: float = 0.7
+    osteophyte_fraction: float = 0.35
+    sternotomy_fraction: float = 0.05
     noise_sd: tuple[float, float] = (12.0, 22.0)
     fov_mm: tuple[float, float] = (165.0, 230.0)
     n_slices: tuple[int, int] = (40, 60)
 
     def __post_init__(self) -> None:
-        for name in ("zero_fraction", "stent_fraction", "aortic_fraction", "valve_fraction"):
+        for name in (
+            "zero_fraction",
+            "stent_fraction",
+            "aortic_fraction",
+            "valve_fraction",
+            "cartilage_fraction",
+            "osteophyte_fraction",
+            "sternotomy_fraction",
+        ):
             v = getattr(self, name)
             if not 0.0 <= float(v) <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {v}")
@@ -101,8 +128,9 @@ class SynthScan:
         patient_id: synthetic pseudonym, e.g. "SYN0007".
         meta: what the scan contains (plaque count, stent vessel, hard negatives, ...).
         parts: with ``make_scan(..., keep_parts=True)``, float32 (z, y, x) components in HU:
-            ``tissue`` (blurred anatomy), ``negatives`` (aortic/valve calcium, stent),
-            ``calcium`` (coronary plaques), ``streaks`` (streaks and halo around them).
+            ``tissue`` (blurred anatomy, bone and cartilage included), ``negatives``
+            (aortic/valve calcium, stent, osteophytes, wires, clips), ``calcium`` (coronary
+            plaques), ``streaks`` (streaks and halo around them).
     """
 
     hu: np.ndarray
@@ -145,6 +173,21 @@ def is_stent_scan(index: int, stent_fraction: float) -> bool:
     return float((index * golden + STENT_PHASE) % 1.0) < float(stent_fraction)
 
 
+STERNOTOMY_PHASE = 0.15
+"""Offset of the sternotomy sequence: [0.15, 0.15 + f) never meets the stents' [0.5, 0.5 + f)
+for f <= 0.35, so wired and stented scans are distinct (both spread evenly)."""
+
+
+def is_sternotomy_scan(index: int, sternotomy_fraction: float) -> bool:
+    """True when scan ``index`` had a sternotomy (sternal wires, surgical clips).
+
+    Spread evenly along the golden-ratio sequence like :func:`is_stent_scan`, with its own
+    phase (:data:`STERNOTOMY_PHASE`), so a 5 % share gives one in any run of about 20 scans.
+    """
+    golden = (np.sqrt(5.0) - 1.0) / 2.0
+    return float((index * golden + STERNOTOMY_PHASE) % 1.0) < float(sternotomy_fraction)
+
+
 def _psf_var(grid: Grid) -> np.ndarray:
     """PSF variances (x, y, z) in mm^2: scanner blur plus the pixel and slice boxes."""
     xy = PSF_SIGMA_XY**2 + grid.px**2 / 12.0
@@ -152,12 +195,35 @@ def _psf_var(grid: Grid) -> np.ndarray:
 
 
 def _render_beads(objs: list[Beads], grid: Grid, psf: np.ndarray) -> np.ndarray:
-    """Sum of the blurred beads of ``objs`` (float32 on the grid)."""
+    """Sum of the blurred beads of ``objs`` (float32 on the grid).
+
+    An object with ``min_peak`` > 0 (version-4 metal and bone) is rendered on its own box and
+    scaled so that its blurred peak is exactly ``min_peak``, whatever the pixel and slice size.
+    """
     out = np.zeros(grid.shape, dtype=np.float32)
     for ob in objs:
+        if ob.min_peak > 0:
+            box, local = _render_local(ob, grid, psf)
+            if box is not None and local.max() > 0:
+                out[box] += local * np.float32(ob.min_peak / float(local.max()))
+            continue
         for c, cov, a in zip(ob.centres, ob.covs, ob.amps, strict=True):
             add_gaussian(out, grid, c, cov, float(a), psf)
     return out
+
+
+def _render_local(ob: Beads, grid: Grid, psf: np.ndarray):
+    """``(box, local)``: the blurred beads of one object on its own index box (None, None
+    when it misses the grid)."""
+    reach = 3.5 * np.sqrt(np.max(np.linalg.eigvalsh(ob.covs), axis=1) + psf.max())
+    box = grid.box((ob.centres - reach[:, None]).min(0), (ob.centres + reach[:, None]).max(0))
+    if box is None:
+        return None, None
+    local = np.zeros(tuple(s.stop - s.start for s in box), dtype=np.float32)
+    origin = (box[0].start, box[1].start, box[2].start)
+    for c, cov, a in zip(ob.centres, ob.covs, ob.amps, strict=True):
+        add_gaussian(local, grid, c, cov, float(a), psf, origin=origin)
+    return box, local
 
 
 def _render_plaques(objs: list[Beads], grid: Grid, psf: np.ndarray, tissue: np.ndarray):
@@ -170,14 +236,9 @@ def _render_plaques(objs: list[Beads], grid: Grid, psf: np.ndarray, tissue: np.n
     best = np.zeros(grid.shape, dtype=np.float32)
     owner = np.zeros(grid.shape, dtype=np.uint8)
     for ob in objs:
-        reach = 3.5 * np.sqrt(np.max(np.linalg.eigvalsh(ob.covs), axis=1) + psf.max())
-        box = grid.box((ob.centres - reach[:, None]).min(0), (ob.centres + reach[:, None]).max(0))
+        box, local = _render_local(ob, grid, psf)
         if box is None:
             continue
-        local = np.zeros(tuple(s.stop - s.start for s in box), dtype=np.float32)
-        origin = (box[0].start, box[1].start, box[2].start)
-        for c, cov, a in zip(ob.centres, ob.covs, ob.amps, strict=True):
-            add_gaussian(local, grid, c, cov, float(a), psf, origin=origin)
         k = int(np.argmax(local))
         peak = float(local.flat[k])
         base = float(tissue[box].flat[k])
@@ -215,11 +276,15 @@ def make_scan(
     if size < 16:
         raise InputError(f"size must be >= 16 pixels, got {size}")
     opt = options or SynthOptions()
-    # Three streams: anatomy and lesions, noise, texture (plaque shapes, motion, streaks). A
-    # SeedSequence's first children do not depend on how many are spawned.
-    params_ss, noise_ss, texture_ss = np.random.SeedSequence([int(seed), int(index)]).spawn(3)
+    # Four streams: anatomy and lesions, noise, texture (plaque shapes, motion, streaks; version
+    # 3), findings (age, bone and cartilage, osteophytes, wires, clips; version 4). A
+    # SeedSequence's first children do not depend on how many are spawned, so each version's
+    # additions leave the earlier streams' draws as they were.
+    ss = np.random.SeedSequence([int(seed), int(index)]).spawn(4)
+    params_ss, noise_ss, texture_ss, findings_ss = ss
     rng = np.random.default_rng(params_ss)
     trng = np.random.default_rng(texture_ss)
+    frng = np.random.default_rng(findings_ss)
     anat = sample_anatomy(rng, opt.fov_mm, opt.n_slices)
     px = round(anat.fov_mm / size, 6)
     grid = Grid(size, anat.n_slices, px * size, SLICE_MM, anat.z0_mm)
@@ -243,13 +308,27 @@ def make_scan(
     negatives = add_motion(negatives, motion, trng)
     plaques = add_motion(plaques, motion, trng)
 
+    skel = sample_skeleton(
+        frng, opt.cartilage_fraction, is_sternotomy_scan(index, opt.sternotomy_fraction)
+    )
+    z_range = (float(grid.z[0]), float(grid.z[-1]))
+    findings = sample_findings(frng, anat, tree, skel, z_range, opt.osteophyte_fraction)
+    findings = add_motion(findings, motion, frng)
+
     psf = _psf_var(grid)
-    tissue = slice_profile(render_anatomy(anat, grid, tree))
+    tissue = slice_profile(render_anatomy(anat, grid, tree, skel))
     sig_xy = np.sqrt(PSF_SIGMA_XY**2 + grid.px**2 / 12.0) / grid.px
     tissue = ndi.gaussian_filter(tissue, (0, sig_xy, sig_xy), mode="nearest", truncate=3.0)
     neg = _render_beads(negatives, grid, psf)
     calc, best, owner = _render_plaques(plaques, grid, psf, tissue)
+    # Streaks of the version-3 sources first, from their own stream, so that adding findings
+    # does not move them; bone (osteophytes) casts none, as the anatomy's bone casts none.
     streak = streaks(neg + calc, grid, trng)
+    metal = [f for f in findings if f.kind != "osteophyte"]
+    found = _render_beads(metal, grid, psf)
+    streak += streaks(found, grid, frng)
+    found += _render_beads([f for f in findings if f.kind == "osteophyte"], grid, psf)
+    neg += found
 
     nrng = np.random.default_rng(noise_ss)
     noise = nrng.standard_normal(grid.shape, dtype=np.float32)
@@ -278,11 +357,24 @@ def make_scan(
         "burden": 0.0 if zero else burden,
         "n_plaques": len(plaques),
         "plaque_vessels": sorted({p.vessel for p in plaques}),
-        "negatives": sorted({o.kind for o in negatives}),
+        "negatives": sorted(
+            {o.kind for o in (*negatives, *findings)}
+            | ({"costal_cartilage"} if skel.cartilage_mode != "none" else set())
+        ),
         "stent_vessel": next((o.vessel for o in negatives if o.kind == "stent"), ""),
         "noise_sd": noise_sd,
         "motion": motion,
         "fov_mm": grid.fov_mm,
+        "age": skel.age,
+        "cartilage": {
+            "mode": skel.cartilage_mode,
+            "extent": skel.cartilage_extent,
+            "peak_hu": skel.cartilage_hu,
+        },
+        "findings": {
+            k: sum(f.kind == k for f in findings)
+            for k in ("aortic_wall", "osteophyte", "sternotomy_wire", "surgical_clip")
+        },
         "heart_centre_mm": [float(v) for v in anat.heart_centre + np.array(table)],
     }
     parts = None

@@ -18,13 +18,16 @@ from cac_lightning.sources.synthetic.anatomy import (
     AORTA_DIR,
     AORTIC_ROOT,
     MITRAL_CENTRE,
+    STERNUM_SEMI_MM,
     Anatomy,
+    Skeleton,
     Vessel,
 )
 
 __all__ = [
     "VESSEL_WEIGHTS",
     "Beads",
+    "sample_findings",
     "sample_negatives",
     "sample_plaques",
 ]
@@ -43,12 +46,14 @@ class Beads:
     """One dense object as Gaussian beads.
 
     Attributes:
-        kind: "plaque", "aortic_wall", "aortic_valve", "mitral_annulus" or "stent".
+        kind: "plaque", "aortic_wall", "aortic_valve", "mitral_annulus", "stent" (version 1
+            on), "osteophyte", "sternotomy_wire" or "surgical_clip" (version 4).
         vessel: coronary name for plaques and stents, else "".
         centres: (K, 3) bead centres (x, y, z) mm.
         covs: (K, 3, 3) bead covariances (mm^2).
         amps: (K,) unblurred peak densities (HU above the tissue).
-        min_peak: the rendered object is scaled up to reach at least this (HU above tissue).
+        min_peak: the rendered object is scaled up to reach at least this (HU above tissue;
+            a plaque's floor includes the tissue under it, see ``phantom._render_plaques``).
     """
 
     kind: str
@@ -232,6 +237,30 @@ def _ring_beads(
     return pts, covs, amps
 
 
+def _aortic_wall(rng: np.random.Generator, anat: Anatomy, top_z: float, low_z: float) -> Beads:
+    """One calcification of the aortic wall: ascending aorta (between the root and the top
+    slice) or descending aorta (between ``low_z`` and the top), an arc of 1.5-6 mm."""
+    sh = anat.shape
+    if rng.uniform() < 0.5:
+        root = anat.to_scan(AORTIC_ROOT)
+        up = anat.dir_to_scan(AORTA_DIR)
+        h = float(rng.uniform(6.0, max(top_z - root[2], 8.0)))
+        axis_pt, r, d = root + h * up, sh["aao_r"], up
+    else:
+        z = float(rng.uniform(low_z, top_z))
+        dao = np.array([sh["dao_c"][0], sh["dao_c"][1], 0.0])
+        axis_pt, r, d = dao + np.array([0.0, 0.0, z]), sh["dao_r"], np.array([0, 0, 1.0])
+    e1, e2 = _perp_basis(d)
+    ang = float(rng.uniform(0, 2 * np.pi))
+    radial = np.cos(ang) * e1 + np.sin(ang) * e2
+    c = axis_pt + (r - 0.6) * radial
+    tangent = np.cross(d, radial)
+    span = float(rng.uniform(1.5, 6.0))
+    cov = _tube_cov(tangent, span, float(rng.uniform(0.4, 0.8)))
+    amp = float(rng.lognormal(np.log(900.0), 0.5))
+    return Beads("aortic_wall", "", c[None], cov[None], np.array([amp]))
+
+
 def sample_negatives(
     rng: np.random.Generator,
     anat: Anatomy,
@@ -265,25 +294,8 @@ def sample_negatives(
     # other draw of a scan stays what it was.
     draw_aortic, draw_valve, _ = rng.uniform(size=3)
     if draw_aortic < aortic:
-        root = anat.to_scan(AORTIC_ROOT)
-        up = anat.dir_to_scan(AORTA_DIR)
-        dao = np.array([sh["dao_c"][0], sh["dao_c"][1], 0.0])
         for _ in range(int(rng.integers(1, 6))):
-            if rng.uniform() < 0.5:
-                h = float(rng.uniform(6.0, max(top_z - root[2], 8.0)))
-                axis_pt, r, d = root + h * up, sh["aao_r"], up
-            else:
-                z = float(rng.uniform(-60.0, top_z))
-                axis_pt, r, d = dao + np.array([0.0, 0.0, z]), sh["dao_r"], np.array([0, 0, 1.0])
-            e1, e2 = _perp_basis(d)
-            ang = float(rng.uniform(0, 2 * np.pi))
-            radial = np.cos(ang) * e1 + np.sin(ang) * e2
-            c = axis_pt + (r - 0.6) * radial
-            tangent = np.cross(d, radial)
-            span = float(rng.uniform(1.5, 6.0))
-            cov = _tube_cov(tangent, span, float(rng.uniform(0.4, 0.8)))
-            amp = float(rng.lognormal(np.log(900.0), 0.5))
-            out.append(Beads("aortic_wall", "", c[None], cov[None], np.array([amp])))
+            out.append(_aortic_wall(rng, anat, top_z, -60.0))
     if draw_valve < valve:
         if rng.uniform() < 0.6:
             root = anat.to_scan(AORTIC_ROOT)
@@ -322,3 +334,125 @@ def sample_negatives(
         )
         stented[name] = (s0, s0 + length)
     return out, stented
+
+
+# Version 4 findings: dense metal and bone, rendered to a drawn blurred peak (Beads.min_peak).
+WIRE_PEAK_HU = (2000.0, 3000.0)  # stainless steel sternal wire, blurred peak above tissue
+CLIP_PEAK_HU = (1500.0, 3000.0)  # titanium / steel surgical clip
+OSTEOPHYTE_PEAK_HU = (350.0, 800.0)
+CLIP_CLEARANCE_MM = 8.0  # a clip keeps this far from every coronary centre-line
+
+
+def _segment(p0: np.ndarray, p1: np.ndarray, sigma: float, step: float = 0.5):
+    """Beads (centres, covs) along the straight segment p0 -> p1 (a wire, a clip, a spur)."""
+    d = p1 - p0
+    length = float(np.linalg.norm(d))
+    t = d / max(length, 1e-9)
+    m = max(int(np.ceil(length / step)), 1)
+    centres = p0 + ((np.arange(m) + 0.5) / m)[:, None] * d
+    covs = np.repeat(_tube_cov(t, max(length / m, sigma), sigma)[None], m, axis=0)
+    return centres, covs
+
+
+def _beads(kind: str, centres: np.ndarray, covs: np.ndarray, peak: float) -> Beads:
+    return Beads(kind, "", centres, covs, np.ones(len(centres)), min_peak=peak)
+
+
+def _far_from_tree(p: np.ndarray, tree: dict[str, Vessel]) -> bool:
+    return all(
+        np.min(np.linalg.norm(v.points - p, axis=1)) > CLIP_CLEARANCE_MM for v in tree.values()
+    )
+
+
+def sample_findings(
+    rng: np.random.Generator,
+    anat: Anatomy,
+    tree: dict[str, Vessel],
+    skel: Skeleton,
+    z_range: tuple[float, float],
+    osteophyte: float,
+) -> list[Beads]:
+    """Draw the version-4 dense findings of one scan (never labelled).
+
+    - extra aortic wall calcification, more with age (Poisson, mean ``4 age^2``);
+    - vertebral osteophytes: 1-4 dense spurs of 2-6 mm on the anterior or lateral edge of the
+      vertebral body, in a share ``osteophyte * (0.5 + age)`` of scans;
+    - after a sternotomy (``skel.sternotomy``): a stainless-steel wire loop around the sternum
+      every 18-26 mm with its twisted knot in front, and in 80 % of these scans 2-8 surgical
+      clips (bars of 3-6 mm) along the left internal mammary path behind the chest wall and in
+      front of the ascending aorta, each at least 8 mm from every coronary centre-line.
+
+    All draws come from ``rng`` (the scan's version-4 stream); how many are made does not move
+    the anatomy, plaques or noise.
+
+    Args:
+        rng: the scan's generator of version-4 findings.
+        anat: the scan's anatomy.
+        tree: coronary centre-lines.
+        skel: the scan's age and sternotomy.
+        z_range: local z (mm) of the bottom and top slices.
+        osteophyte: base probability of osteophytes (scaled by ``0.5 + age``).
+
+    Returns:
+        The findings as :class:`Beads` (amplitudes set by ``min_peak``, except aortic wall).
+    """
+    out: list[Beads] = []
+    sh, b = anat.shape, anat.body_scale
+    z_lo, z_hi = float(z_range[0]), float(z_range[1])
+    for _ in range(int(rng.poisson(4.0 * skel.age**2))):
+        out.append(_aortic_wall(rng, anat, z_hi, z_lo))
+    if rng.uniform() < osteophyte * (0.5 + skel.age):
+        spc, spr = sh["spine_c"], sh["spine_r"]
+        for _ in range(1 + min(int(rng.poisson(2.0 * skel.age)), 3)):
+            theta = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 1.75))  # 0 = anterior
+            u = np.array([np.sin(theta) * spr[1], -np.cos(theta) * spr[0]])  # outward normal
+            u /= np.linalg.norm(u)
+            edge = np.array([spc[0] + spr[0] * np.sin(theta), spc[1] - spr[1] * np.cos(theta)])
+            z = float(rng.uniform(z_lo, z_hi))
+            length = float(rng.uniform(2.0, 6.0))
+            p0 = np.array([*(edge - 1.0 * u), z])
+            p1 = np.array([*(edge + length * u), z + float(rng.normal(0.0, 1.5))])
+            c, cov = _segment(p0, p1, float(rng.uniform(0.6, 1.2)))
+            out.append(_beads("osteophyte", c, cov, float(rng.uniform(*OSTEOPHYTE_PEAK_HU))))
+    if not skel.sternotomy:
+        return out
+    sx, sy = anat.sternum_centre
+    a0, b0 = (s * b for s in STERNUM_SEMI_MM)
+    z = sh["xiphoid_z"] + float(rng.uniform(5.0, 15.0))
+    gap = float(rng.uniform(18.0, 26.0))
+    while z < z_hi + 2.0:
+        if z > z_lo - 2.0:
+            ang = np.linspace(0.0, 2 * np.pi, max(int(2 * np.pi * a0 / 0.5), 16), endpoint=False)
+            rx, ry = sx + (a0 + 1.0) * np.cos(ang), sy + (b0 + 1.0) * np.sin(ang)
+            ring = np.stack([rx, ry, np.full_like(ang, z)], axis=1)
+            knot = np.array([sx + float(rng.normal(0, 2)), sy - b0 - 2.5, z])
+            kc, kcov = _segment(knot - [1.5, 0, 0], knot + [1.5, 0, 0], 0.6)
+            covs = np.repeat((np.eye(3) * 0.3**2)[None], len(ring), axis=0)
+            peak = float(rng.uniform(*WIRE_PEAK_HU))
+            out.append(
+                _beads("sternotomy_wire", np.vstack([ring, kc]), np.vstack([covs, kcov]), peak)
+            )
+        z += gap
+    if rng.uniform() < 0.8:
+        root = anat.to_scan(AORTIC_ROOT)
+        for _ in range(int(rng.integers(2, 9))):
+            if rng.uniform() < 0.7:  # left internal mammary bed, behind the chest wall
+                p = np.array(
+                    [
+                        sx + float(rng.uniform(12.0, 22.0)) * b,
+                        sy + b0 + float(rng.uniform(5.0, 9.0)),
+                        float(rng.uniform(z_lo, z_hi)),
+                    ]
+                )
+            else:  # vein-graft origin in front of the ascending aorta
+                p = root + np.array(
+                    [float(rng.normal(0, 5)), -sh["aao_r"] - 4.0, float(rng.uniform(5, 30))]
+                )
+            d = rng.normal(size=3)
+            d /= np.linalg.norm(d)
+            half = 0.5 * float(rng.uniform(3.0, 6.0))
+            if not _far_from_tree(p, tree):
+                continue
+            c, cov = _segment(p - half * d, p + half * d, 0.4)
+            out.append(_beads("surgical_clip", c, cov, float(rng.uniform(*CLIP_PEAK_HU))))
+    return out

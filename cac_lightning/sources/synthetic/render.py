@@ -16,8 +16,10 @@ from cac_lightning.sources.synthetic.anatomy import (
     AORTIC_ROOT,
     PULMONARY_DIR,
     PULMONARY_ROOT,
+    STERNUM_SEMI_MM,
     SVC_ROOT,
     Anatomy,
+    Skeleton,
     Vessel,
 )
 from cac_lightning.sources.synthetic.grid import Grid, ellipsoid_q, tube_distance
@@ -164,13 +166,142 @@ def _trabecular(grid: Grid, mask: np.ndarray, seed: int) -> np.ndarray:
     return (55.0 * f[:, ii, jj]).astype(np.float32)
 
 
-def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.ndarray:
+def _lattice_field(
+    grid: Grid,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    lat: float,
+    rng: np.random.Generator,
+    zs: np.ndarray | None = None,
+) -> np.ndarray:
+    """Smooth random field, about unit SD, at the in-plane pixels ``(ys, xs)``.
+
+    White noise on a fixed ``lat`` mm lattice covering those pixels (all slices), interpolated
+    bilinearly in-plane: correlated over about ``lat`` mm whatever the matrix size, and cheap
+    (no filtering; the lattice covers only the pixels' bounding box).
+
+    Returns:
+        (nz, k) values at every slice; with ``zs`` (k,) the values at the voxels
+        ``(zs, ys, xs)`` only, (k,).
+    """
+    if ys.size == 0:
+        return np.zeros((grid.nz, 0) if zs is None else 0, dtype=np.float32)
+    py, px = grid.y[ys], grid.x[xs]
+    oy, ox = float(py.min()), float(px.min())
+    h = int((py.max() - oy) / lat) + 2
+    w = int((px.max() - ox) / lat) + 2
+    f = rng.standard_normal((grid.nz, h, w), dtype=np.float32)
+    fy, fx = (py - oy) / lat, (px - ox) / lat
+    i0, j0 = np.minimum(fy.astype(int), h - 2), np.minimum(fx.astype(int), w - 2)
+    wy, wx = (fy - i0).astype(np.float32), (fx - j0).astype(np.float32)
+    z = slice(None) if zs is None else zs
+    out = (1 - wy) * ((1 - wx) * f[z, i0, j0] + wx * f[z, i0, j0 + 1]) + wy * (
+        (1 - wx) * f[z, i0 + 1, j0] + wx * f[z, i0 + 1, j0 + 1]
+    )
+    # Bilinear weights lower the variance (to 4/9 on average): about unit SD again.
+    return out * np.float32(1.5)
+
+
+def _spongy(field: np.ndarray) -> np.ndarray:
+    """Marrow texture (HU) from a unit field: skewed to dark marrow spaces, SD ~55 HU."""
+    return (55.0 * np.where(field < 0, 1.6 * field, 0.7 * field)).astype(np.float32)
+
+
+def _cartilage(
+    grid: Grid,
+    zs: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    qr: np.ndarray,
+    skel: Skeleton,
+    base: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Costal cartilage CT numbers (k,) at the voxels ``(zs, ys, xs)``.
+
+    Uncalcified cartilage is ``base`` (~105 HU, below the calcium threshold). Calcification is
+    patchy: a smooth random field (~1.6 mm) above a threshold set so that about
+    ``skel.cartilage_extent`` of the cartilage calcifies, rising to ``skel.cartilage_hu``;
+    "rim" keeps it to the cartilage's surface (``qr``: normalised squared radius in the rib
+    cross-section), "dense" lets it fill the core too. The field is drawn whatever the mode, so
+    the draws that follow do not depend on it.
+    """
+    f = _lattice_field(grid, ys, xs, 1.6, rng, zs)
+    if skel.cartilage_mode == "none" or skel.cartilage_extent <= 0:
+        return np.full(qr.shape, base, dtype=np.float32)
+    from scipy.special import ndtri
+
+    t = float(ndtri(1.0 - min(skel.cartilage_extent, 0.999)))
+    s = np.clip((f - np.float32(t)) / np.float32(0.5), 0.0, 1.0)
+    if skel.cartilage_mode == "rim":
+        s = s * np.clip((qr - np.float32(0.35)) / np.float32(0.3), 0.0, 1.0)
+    return (base + (skel.cartilage_hu - base) * s).astype(np.float32)
+
+
+def _sternum(
+    vol: np.ndarray,
+    grid: Grid,
+    centre,
+    anat: Anatomy,
+    xiphoid_z: float,
+    skel: Skeleton,
+    rng: np.random.Generator,
+) -> None:
+    """Paint the sternum above the xiphoid level (in place).
+
+    A flattened, rounded-rectangular cross-section (superellipse, exponent 2.6) whose width
+    changes along z (wider manubrium at the top, waisted segments), a cortical shell of 1.2-2 mm
+    around textured marrow, and after a sternotomy a soft-tissue gap of ~1.5 mm at the midline.
+    """
+    v = anat.values
+    above = np.nonzero(grid.z > xiphoid_z)[0]  # a run of top slices (z ascends)
+    if above.size == 0:
+        return
+    z0 = int(above[0])
+    a0, b0 = (s * anat.body_scale for s in STERNUM_SEMI_MM)
+    period, phase = rng.uniform(22.0, 32.0), rng.uniform(0.0, 2 * np.pi)
+    manubrium_z = xiphoid_z + rng.uniform(70.0, 110.0)
+    cortex = float(rng.uniform(1.2, 2.0))
+    zs = grid.z[above]
+    width = 1.0 + 0.1 * np.sin(2 * np.pi * zs / period + phase)
+    width += 0.35 * np.clip((zs - manubrium_z) / 25.0, 0.0, 1.0)
+    box = grid.box(
+        np.array([centre[0] - 1.5 * a0, centre[1] - b0 - 2.0, 0.0]),
+        np.array([centre[0] + 1.5 * a0, centre[1] + b0 + 2.0, 0.0]),
+    )
+    if box is None:
+        return
+    ys, xs = box[1], box[2]
+    dx = grid.x[xs][None, None, :] - np.float32(centre[0])
+    dy = grid.y[ys][None, :, None] - np.float32(centre[1])
+    a = (a0 * width).astype(np.float32)[:, None, None]
+
+    def q(da: float) -> np.ndarray:
+        return np.abs(dx / (a - da)) ** 2.6 + np.abs(dy / np.float32(b0 - da)) ** 2.6
+
+    outer, inner = q(0.0) <= 1, q(cortex) <= 1
+    yy, xx = np.mgrid[ys, xs]
+    tex = _spongy(_lattice_field(grid, yy.ravel(), xx.ravel(), 0.5, rng))
+    marrow = (v["marrow"] + tex).reshape(grid.nz, *yy.shape)[z0:]
+    sub = vol[z0:, ys, xs]
+    sub = np.where(outer, np.float32(v["cortical"] + 50.0), sub)
+    sub = np.where(inner, marrow, sub)
+    if skel.sternotomy:
+        sub = np.where(outer & (np.abs(dx) < 0.75), np.float32(v["muscle"]), sub)
+    vol[z0:, ys, xs] = sub
+
+
+def render_anatomy(
+    anat: Anatomy, grid: Grid, tree: dict[str, Vessel], skeleton: Skeleton | None = None
+) -> np.ndarray:
     """Tissue CT numbers (HU) on the grid, before calcium, scanner blur and noise.
 
     Args:
         anat: the scan's anatomy.
         grid: the voxel grid.
         tree: coronary centre-lines from :func:`coronary_tree`.
+        skeleton: bone textures, cartilage calcification and sternotomy (None: no
+            calcification, textures seeded from the anatomy).
 
     Returns:
         float32 array (nz, n, n) in HU.
@@ -309,6 +440,7 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
     inner = _ellipse2(grid, spc, spr[0] - 2.0, spr[1] - 2.0) <= 1
     vol[:, inner] = v["cancellous"] + _trabecular(grid, inner, anat.lung_seed + 1)
 
+    skel = skeleton or Skeleton(0.0, "none", 0.0, 0.0, False, anat.lung_seed + 4)
     zone = ribring & ~cavity
     yy, xx = np.nonzero(zone)
     phi = np.arctan2(grid.y[yy] - bc[1], grid.x[xx] - bc[0])  # 0 = patient left, pi/2 = posterior
@@ -321,21 +453,17 @@ def render_anatomy(anat: Anatomy, grid: Grid, tree: dict[str, Vessel]) -> np.nda
         Z.reshape(-1, 1) - sh["rib_slope"] * from_post[None] - sh["rib_phase"], sh["rib_period"]
     )
     qr = (radial[None] / 3.5) ** 2 + ((w - half_h) / half_h) ** 2
-    anterior = np.broadcast_to((from_post > np.deg2rad(150))[None], qr.shape)
     near_spine = (from_post < np.deg2rad(12))[None]
-    ribs = (qr <= 1) & ~near_spine
-    val = np.where(qr > 0.45, v["cortical"] - 50.0, v["marrow"])
-    val = np.where(anterior, v["cartilage"], val)
-    zi = np.nonzero(ribs)
-    vol[zi[0], yy[zi[1]], xx[zi[1]]] = val[zi]
+    zr, kr = np.nonzero((qr <= 1) & ~near_spine)  # rib voxels: slice, zone pixel
+    qv = qr[zr, kr]
+    ant = from_post[kr] > np.deg2rad(150)  # the anterior arc is costal cartilage
+    t_rng = np.random.default_rng(skel.seed)
+    yb, xb, zb = yy[kr[~ant]], xx[kr[~ant]], zr[~ant]
+    bone = _spongy(_lattice_field(grid, yb, xb, 0.6, t_rng, zb)) + np.float32(v["marrow"])
+    bone = np.where(qv[~ant] > 0.45, np.float32(v["cortical"]), bone)
+    ya, xa, za = yy[kr[ant]], xx[kr[ant]], zr[ant]
+    vol[zb, yb, xb] = bone
+    vol[za, ya, xa] = _cartilage(grid, za, ya, xa, qv[ant], skel, v["cartilage"], t_rng)
 
-    st_c = (bc[0] + 0.2 * (hc[0] - bc[0]), bc[1] - (ay - dm))
-    qs = _ellipse2(grid, st_c, 15.0 * anat.body_scale, 5.5 * anat.body_scale)
-    qsi = _ellipse2(grid, st_c, 15.0 * anat.body_scale - 1.6, 5.5 * anat.body_scale - 1.6)
-    above = grid.z > sh["xiphoid_z"]
-    if above.any():
-        sl = vol[above]
-        sl[:, qs <= 1] = v["cortical"] - 80.0
-        sl[:, qsi <= 1] = v["marrow"]
-        vol[above] = sl
+    _sternum(vol, grid, anat.sternum_centre, anat, sh["xiphoid_z"], skel, t_rng)
     return vol
