@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of scans with an (unlabelled) coronary stent (default 0.1)",
     )
     p.add_argument(
+        "--non-gated",
+        action="store_true",
+        help="non-gated chest CT: 5 mm slices, 300-460 mm field of view, the whole chest, "
+        "cardiac motion blur (sources/synthetic/phantom.py NON_GATED)",
+    )
+    p.add_argument(
         "--workers", type=int, default=None, metavar="W", help="processes (default: CPU count)"
     )
     return p
@@ -72,6 +78,10 @@ def _generate(args: argparse.Namespace) -> int:
     if args.n_scans is None:
         raise InputError("--out needs --n-scans N")
     options = {}
+    if args.non_gated:
+        from cac_lightning.sources.synthetic.phantom import NON_GATED
+
+        options.update(NON_GATED)
     if args.zero_fraction is not None:
         options["zero_fraction"] = args.zero_fraction
     if args.stent_fraction is not None:

@@ -241,7 +241,12 @@ def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
     return mz @ my @ mx
 
 
-def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40, 60)) -> Anatomy:
+def sample_anatomy(
+    rng: np.random.Generator,
+    fov_mm=(165.0, 230.0),
+    n_slices=(40, 60),
+    slice_mm: float = SLICE_MM,
+) -> Anatomy:
     """Draw one patient's anatomy.
 
     The number of draws never depends on the grid size, so a scan keeps its anatomy at any
@@ -251,6 +256,7 @@ def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40
         rng: the scan's generator.
         fov_mm: (low, high) field of view range (mm); COCA: 164-243 mm.
         n_slices: (low, high) inclusive slice count range; COCA: 46-57.
+        slice_mm: slice spacing (mm): the slices are centred on the heart.
     """
     fov = float(rng.uniform(*fov_mm))
     nz = int(rng.integers(n_slices[0], n_slices[1] + 1))
@@ -259,7 +265,7 @@ def sample_anatomy(rng: np.random.Generator, fov_mm=(165.0, 230.0), n_slices=(40
     centre = np.array([rng.normal(0.03, 0.03) * fov, rng.normal(-0.09, 0.025) * fov, 0.0])
     rot = _rotation(rng.normal(0, 0.08), rng.normal(0, 0.08), rng.normal(0, 0.14))
     # Put the heart centre about mid-volume with some craniocaudal shift.
-    z0 = -(nz - 1) * SLICE_MM / 2 + float(rng.normal(2.0, 6.0))
+    z0 = -(nz - 1) * slice_mm / 2 + float(rng.normal(2.0, 6.0))
     jitter = {k: float(rng.normal(0, 1)) for k in HU}
     values = {k: v + 4.0 * jitter[k] for k, v in HU.items()}
     values["lung"] = HU["lung"] + 25.0 * jitter["lung"]

@@ -128,8 +128,8 @@ def _scans(source: Path):
         for hu, labels, geometry in coca_scans(source):
             yield hu, labels, geometry.pixel_spacing
         return
-    from cac_lightning.io.manifest import read_manifest
     from cac_lightning.io import read_label_map, read_volume
+    from cac_lightning.io.manifest import read_manifest
 
     for row in read_manifest(source):
         vol = read_volume(row.image)

@@ -37,6 +37,7 @@ from cac_lightning.vessels import LABELS
 from cac_lightning.volume import Geometry
 
 __all__ = [
+    "NON_GATED",
     "SynthOptions",
     "SynthScan",
     "is_sternotomy_scan",
@@ -45,6 +46,17 @@ __all__ = [
     "make_scan",
     "patient_id",
 ]
+
+NON_GATED = {
+    "slice_mm": 5.0,
+    "scan_fov_mm": (300.0, 460.0),
+    "n_slices": (50, 64),
+    "motion_scale": 3.0,
+}
+"""The non-gated chest CT variant (``cac-synth --non-gated``): 5 mm slices over the whole chest
+(250-320 mm), a 300-460 mm field of view around a patient sized as in the gated scans, and no
+ECG trigger, so three times the gated scans' residual cardiac motion blur. Routine chest CT is
+also reconstructed at 2.5 mm: add ``slice_mm=2.5`` (and twice the slices)."""
 
 HU_MIN, HU_MAX = -1024, 3071  # 12-bit CT range with RescaleIntercept -1024
 PSF_SIGMA_XY = 0.35  # in-plane scanner blur (mm, Gaussian sigma; ~0.8 mm FWHM, I30f kernel)
@@ -70,8 +82,13 @@ class SynthOptions:
         sternotomy_fraction: share of scans after cardiac surgery: sternal wires and surgical
             clips (deterministic, see :func:`is_sternotomy_scan`).
         noise_sd: (low, high) blood-pool noise SD (HU); COCA sample: see docs/synthetic.md.
-        fov_mm: (low, high) in-plane field of view (mm); COCA: 164-243 mm.
-        n_slices: (low, high) number of 3 mm slices; COCA: 46-57.
+        fov_mm: (low, high) in-plane field of view (mm) of a gated scan, which also sizes the
+            patient (the body fills it); COCA: 164-243 mm.
+        n_slices: (low, high) number of slices; COCA: 46-57 of 3 mm.
+        slice_mm: slice spacing and thickness (mm); gated calcium scans 3 mm.
+        scan_fov_mm: (low, high) field of view actually reconstructed (mm), wider than the
+            patient-sizing ``fov_mm`` for a whole-chest scan; None: ``fov_mm`` (gated).
+        motion_scale: factor on the residual cardiac motion blur (non-gated: no ECG trigger).
     """
 
     zero_fraction: float = 0.2
@@ -84,6 +101,9 @@ class SynthOptions:
     noise_sd: tuple[float, float] = (12.0, 22.0)
     fov_mm: tuple[float, float] = (165.0, 230.0)
     n_slices: tuple[int, int] = (40, 60)
+    slice_mm: float = SLICE_MM
+    scan_fov_mm: tuple[float, float] | None = None
+    motion_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -103,6 +123,15 @@ class SynthOptions:
             if len(v) != 2 or v[0] > v[1] or v[0] < lo_min:
                 raise InputError(f"{name} must be (low, high), {lo_min} <= low <= high; got {v}")
             object.__setattr__(self, name, v)
+        if self.scan_fov_mm is not None:
+            v = tuple(float(x) for x in self.scan_fov_mm)
+            if len(v) != 2 or not 60.0 <= v[0] <= v[1]:
+                raise InputError(f"scan_fov_mm must be (low, high), 60 <= low <= high; got {v}")
+            object.__setattr__(self, "scan_fov_mm", v)
+        if not 0.5 <= float(self.slice_mm) <= 10.0:
+            raise InputError(f"slice_mm must be in [0.5, 10] mm, got {self.slice_mm}")
+        if not 0.0 <= float(self.motion_scale) <= 10.0:
+            raise InputError(f"motion_scale must be in [0, 10], got {self.motion_scale}")
 
     @classmethod
     def from_dict(cls, options: dict) -> SynthOptions:
@@ -285,9 +314,12 @@ def make_scan(
     rng = np.random.default_rng(params_ss)
     trng = np.random.default_rng(texture_ss)
     frng = np.random.default_rng(findings_ss)
-    anat = sample_anatomy(rng, opt.fov_mm, opt.n_slices)
-    px = round(anat.fov_mm / size, 6)
-    grid = Grid(size, anat.n_slices, px * size, SLICE_MM, anat.z0_mm)
+    anat = sample_anatomy(rng, opt.fov_mm, opt.n_slices, opt.slice_mm)
+    fov = anat.fov_mm
+    if opt.scan_fov_mm is not None:  # own stream: the gated draws stay as they are
+        fov = float(np.random.default_rng([int(seed), int(index), 5]).uniform(*opt.scan_fov_mm))
+    px = round(fov / size, 6)
+    grid = Grid(size, anat.n_slices, px * size, opt.slice_mm, anat.z0_mm)
     tree = coronary_tree(anat)
     negatives, stented = sample_negatives(
         rng,
@@ -304,7 +336,7 @@ def make_scan(
     noise_sd = float(rng.uniform(*opt.noise_sd))
     table = (rng.uniform(-40, 40), rng.uniform(-200, -120), rng.uniform(-320, -60))
 
-    motion = motion_level(trng)
+    motion = motion_level(trng) * float(opt.motion_scale)
     negatives = add_motion(negatives, motion, trng)
     plaques = add_motion(plaques, motion, trng)
 
@@ -348,9 +380,9 @@ def make_scan(
     geometry = Geometry(
         shape=grid.shape,
         pixel_spacing=(px, px),
-        slice_spacing=SLICE_MM,
+        slice_spacing=opt.slice_mm,
         origin=origin,
-        slice_thickness=SLICE_MM,
+        slice_thickness=opt.slice_mm,
     )
     meta = {
         "zero": zero,
