@@ -4,7 +4,8 @@
 ``ckpt_path=[CKPT,CKPT,...]``: an ensemble, :meth:`Predictor.from_checkpoints`;
 ``lesion_floor=P`` replaces the checkpoint's lesion-confidence floor, 0 removes it) writes
 ``report_dir`` (``metrics.json``, ``report.md``, ``records.jsonl``, PNG plots) and, with a
-W&B logger, logs the tables and plots to W&B.
+W&B logger, logs the tables and plots to W&B. Every scan is predicted and scored on its native
+grid (``native_scans``: the manifest's image and label map), as ``cac-score`` scores it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     dm.setup("test")
     records = []
     for split in cfg.splits:
-        records += evaluate_scans(predictor, dm.scans(split), split=split)
+        records += evaluate_scans(predictor, dm.native_scans(split), split=split)
         log.info("%s: %d scans", split, sum(r.split == split for r in records))
     out = write_report(
         cfg.report_dir,
