@@ -329,11 +329,17 @@ class TrainingGrid:
         geometry: Geometry,
         threshold_hu: float,
     ) -> tuple[np.ndarray, np.ndarray | None, Geometry]:
-        """Step 1: :func:`resample_scan` to ``spacing_mm`` (the arrays unchanged when the scan is
-        at that spacing or no spacing is set)."""
-        if self.scale(geometry.pixel_spacing) is None:
+        """Step 1: :func:`resample_scan` to ``spacing_mm`` (at that spacing the HU unchanged and
+        the labels gated, as a factor-1 resampling would; no spacing set: all unchanged)."""
+        if self.spacing_mm is None:
             return hu, labels, geometry
-        return resample_scan(hu, labels, geometry, float(self.spacing_mm), threshold_hu)
+        target = float(self.spacing_mm)
+        if self.scale(geometry.pixel_spacing) is not None:
+            return resample_scan(hu, labels, geometry, target, threshold_hu)
+        # At the training spacing: what resampling by a factor 1 gives, without the arithmetic.
+        if labels is not None:
+            labels = np.where(np.asarray(hu) >= threshold_hu, labels, 0).astype(np.uint8)
+        return hu, labels, dataclasses.replace(geometry, pixel_spacing=(target, target))
 
     def window(
         self,
