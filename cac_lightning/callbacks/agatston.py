@@ -1,8 +1,11 @@
 """Scan-level Agatston evaluation during validation and test (the paper's model selection).
 
-Each scan of a split goes through the one scan-level path: the module wrapped in a
-:class:`~cac_lightning.inference.Predictor` (same resampling, padding, precision and HU gate
-as ``cac-score``) -> :func:`~cac_lightning.evaluation.records.evaluate_scans` -> the flat
+Each scan of a split goes through the one scan-level path: the scan on its **native** grid
+(``datamodule.native_scans(split)``: the manifest's image and label map, not the training-grid
+cache), the module wrapped in a :class:`~cac_lightning.inference.Predictor` (the same
+training-grid transform, padding, precision, heart region and HU gate as ``cac-score``, logits
+mapped back to the native grid) -> :func:`~cac_lightning.evaluation.records.evaluate_scans`
+(scored on native voxels against the native reference labels) -> the flat
 metrics of :func:`~cac_lightning.evaluation.tables.metrics_by_split`, the same code and the
 same names as ``cac-eval``: ``val/agatston_mae``, ``val/agatston_mae_<VESSEL>``,
 ``val/icc_agatston_total``, ``val/kappa``, ``val/kappa_linear``, ``val/risk_accuracy``,
@@ -109,7 +112,7 @@ class ScanAgatstonEvaluation(Callback):
         from cac_lightning.inference import Predictor
 
         t0 = time.perf_counter()
-        scans = trainer.datamodule.scans(split)
+        scans = trainer.datamodule.native_scans(split)
         if split == "val":
             scans = pick_subset(scans, self.val_scans)
         rank, world = trainer.global_rank, trainer.world_size
@@ -163,7 +166,7 @@ class ScanAgatstonEvaluation(Callback):
         self.timing["validation_s"] += time.perf_counter() - self._t_val
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or not hasattr(trainer.datamodule, "scans"):
+        if trainer.sanity_checking or not hasattr(trainer.datamodule, "native_scans"):
             return
         due = trainer.current_epoch % self.every_n_epochs == 0
         if due or not self._last_val:
@@ -171,7 +174,7 @@ class ScanAgatstonEvaluation(Callback):
         self._log(pl_module, self._last_val)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not hasattr(trainer.datamodule, "scans"):
+        if not hasattr(trainer.datamodule, "native_scans"):
             return
         for split in self.test_splits:
             self._log(pl_module, self.evaluate(trainer, pl_module, split))

@@ -1,7 +1,8 @@
 """Overlay images of validation slices (reference | prediction) for W&B dashboards.
 
-Each image is a legible panel (:func:`~cac_lightning.evaluation.panels.overlay_panel`):
-cropped around the calcium at the scan's native resolution, a vessel colour legend, the
+Each image is a legible panel (:func:`~cac_lightning.evaluation.panels.overlay_panel`) of a
+native validation scan (``datamodule.native_scans("val")``): cropped around the calcium at the
+scan's native resolution, a vessel colour legend, the
 HU window and pixel size in the caption. The slices are chosen once (at the first
 validation) and kept, so epochs can be compared image by image. Predictions come from
 :class:`~cac_lightning.inference.Predictor` (the same path as ``cac-score``: resampling,
@@ -46,11 +47,11 @@ class OverlayImageLogger(Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        if not wandb_loggers or not hasattr(trainer.datamodule, "scans"):
+        if not wandb_loggers or not hasattr(trainer.datamodule, "native_scans"):
             return
         from cac_lightning.inference import Predictor
 
-        scans = trainer.datamodule.scans("val")
+        scans = trainer.datamodule.native_scans("val")
         if self.slices is None:
             self.slices = [(scans[i].scan_id, z) for i, z in pick_slices(scans, self.num_images)]
         by_id = {s.scan_id: s for s in scans}

@@ -12,6 +12,8 @@ with, so the splits, cohort, grid and thresholds are the training run's; an ense
 first member's). ``data_dir=DIR`` says where that dataset lives on this machine; ``data=...``
 (a data group, e.g. ``data=manifest data.data_dir=DIR``) replaces the definition. Either prints
 one line saying so.
+Every scan is predicted and scored on its native grid (``native_scans``: the manifest's image
+and label map), as ``cac-score`` scores it.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     dm.setup("test")
     records = []
     for split in cfg.splits:
-        records += evaluate_scans(predictor, dm.scans(split), split=split)
+        records += evaluate_scans(predictor, dm.native_scans(split), split=split)
         log.info("%s: %d scans", split, sum(r.split == split for r in records))
     out = write_report(
         cfg.report_dir,

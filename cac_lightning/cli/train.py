@@ -3,9 +3,9 @@
 ``cac-train experiment=demo``; ``cac-train -m model/net=unet,unetplusplus`` runs both;
 ``cac-train ckpt_path=.../last.ckpt`` resumes; ``cac-train init_from=CKPT`` fine-tunes (weights
 only: fresh optimiser, epoch 0, any dataset). With ``calibrate_lesion_floor=true`` the best
-checkpoint's lesion-confidence floor is chosen on the validation scans after fitting, before the
-test (:mod:`cac_lightning.evaluation.calibration`). The run folder holds checkpoints,
-the CSV log, the offline W&B run and ``metrics.json`` (the end-of-run summary).
+checkpoint's lesion-confidence floor is chosen on the validation scans (native grid) after
+fitting, before the test (:mod:`cac_lightning.evaluation.calibration`). The run folder holds
+checkpoints, the CSV log, the offline W&B run and ``metrics.json`` (the end-of-run summary).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def _calibrate_floor(trainer, model, datamodule) -> dict[str, float]:
 
     cb = trainer.checkpoint_callback
     best = cb.best_model_path if cb is not None else ""
-    scans = datamodule.scans("val") if best and hasattr(datamodule, "scans") else []
+    has_scans = best and hasattr(datamodule, "native_scans")
+    scans = datamodule.native_scans("val") if has_scans else []
     if not scans:
         log.warning("no best checkpoint or no validation scans: no lesion-confidence floor")
         return {}

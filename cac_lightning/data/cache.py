@@ -12,8 +12,11 @@ changed source or grid gets a new entry:
   label in the slice).
 
 With a target spacing and / or field of view the arrays are resampled and cropped once here
-(:func:`cac_lightning.data.resample.preprocess_scan`: HU linear, labels nearest and gated with
-the scan's own threshold, :func:`cac_lightning.scoring.config.threshold_for_kvp`).
+(:class:`cac_lightning.data.resample.TrainingGrid`, the rule the Predictor applies to every scan
+it predicts: HU linear, labels nearest and gated with the scan's own threshold,
+:func:`cac_lightning.scoring.config.threshold_for_kvp`). Without either, an entry holds the scan
+on its native grid: what scan-level evaluation scores
+(:meth:`cac_lightning.data.datamodule.CACDataModule.native_scans`).
 
 Entries are written with :func:`cac_lightning.io.atomic.atomic_dir`, so an
 interrupted run leaves no entry behind; the temporary folder of a killed build

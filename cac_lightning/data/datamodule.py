@@ -23,8 +23,13 @@ Loaders:
   stopping rule compares the two focal losses, Hong et al. 2022, 2.4);
 - test: every slice of the ``test_splits`` scans, in order.
 
-:meth:`CACDataModule.scans` gives the cached scans of a split for scan-level
-Agatston evaluation.
+:meth:`CACDataModule.scans` gives the cached scans of a split on the training grid (the slice
+datasets); :meth:`CACDataModule.native_scans` gives them on their native grid, as read from the
+manifest's image and label map, for scan-level Agatston evaluation (validation, ``cac-eval``,
+the lesion-confidence floor): every figure that chooses a checkpoint or a threshold is scored on
+the voxels ``cac-score`` scores (the Predictor puts each scan on the training grid itself).
+They are cached too (an entry without a grid, memory-mapped), so each is read from its source
+once, and only for the splits evaluated scan by scan.
 """
 
 from __future__ import annotations
@@ -237,6 +242,7 @@ class CACDataModule(pl.LightningDataModule):
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self._scans: dict[str, list[CachedScan]] | None = None
+        self._native: dict[str, list[CachedScan]] = {}
 
     # -- preparation -------------------------------------------------------------------
     def _rows(self) -> list[ManifestRow]:
@@ -268,11 +274,16 @@ class CACDataModule(pl.LightningDataModule):
         self.make_cohort(self.data_dir, generate=False, **self.synthetic)
 
     def prepare_data(self) -> None:
-        """Have the synthetic cohort made if asked and missing, then fill the cache."""
+        """Have the synthetic cohort made if asked and missing, then fill the cache (the training
+        grid, and the native entries of the evaluated splits)."""
         if self.synthetic is not None and self.make_cohort is not None:
             generate = not self.manifest_path.is_file()
             self.make_cohort(self.data_dir, generate=generate, **self.synthetic)
-        cache_scans(self._rows(), self.cache_dir, self.target_spacing_mm, self.fov_mm)
+        rows = self._rows()
+        cache_scans(rows, self.cache_dir, self.target_spacing_mm, self.fov_mm)
+        if self.target_spacing_mm is not None or self.fov_mm is not None:
+            evaluated = {s for s in SPLITS if s != "train"} | {self.validate_on}
+            cache_scans([r for r in rows if r.split in evaluated], self.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
         """Read the manifest and open the cache entries (building any missing one)."""
@@ -307,6 +318,23 @@ class CACDataModule(pl.LightningDataModule):
         """Where the mask channel's threshold comes from, for ``model.hparams.input``:
         ``"scan"`` (each scan's own, ``per_scan_threshold``) or the one fixed ``threshold_hu``."""
         return "scan" if self.per_scan_threshold else self.threshold_hu
+
+    def native_scans(self, split: str) -> list[CachedScan]:
+        """The scans of ``split`` on their native grid (the manifest's image and label map, not
+        resampled or cropped), for scan-level evaluation through the Predictor.
+
+        The same scans, in the same order, as :meth:`scans`; without a training grid (native
+        spacing, whole slices) they are the very same entries.
+        """
+        scans = self.scans(split)
+        if self.target_spacing_mm is None and self.fov_mm is None:
+            return scans
+        if split not in self._native:
+            source = self.validate_on if split == "val" else split
+            by_id = {r.scan_id: r for r in self._rows() if r.split == source}
+            rows = [by_id[s.scan_id] for s in scans]
+            self._native[split] = cache_scans(rows, self.cache_dir)
+        return list(self._native[split])
 
     def geometry_summary(self) -> dict:
         """What the network is trained on, for ``model.hparams.data_geometry``

@@ -1,9 +1,23 @@
-"""Training in physical units: in-plane resampling and a fixed physical field of view.
+"""Training in physical units: the training grid (in-plane resampling and a fixed field of view).
 
-Applied once per scan when the cache entry is built (:mod:`cac_lightning.data.cache`), so a
-network is trained at ``data.target_spacing_mm`` on ``data.fov_mm`` crops whatever matrix the
-source scans have. Slices are never resampled along z (gated CaSc scans are 2.5–3 mm slices and
-the Agatston rule is per slice).
+:class:`TrainingGrid` is the one rule that maps a scan's native in-plane grid to a network's
+training grid and maps results back. The cache applies it once per scan when the entry is built
+(:mod:`cac_lightning.data.cache`, :func:`preprocess_scan`), so a network is trained at
+``data.target_spacing_mm`` on ``data.fov_mm`` crops whatever matrix the source scans have; the
+Predictor (:mod:`cac_lightning.inference.predictor`) applies the same rule to every scan it
+predicts (:meth:`TrainingGrid.plan`), so the network sees a scan's pixels exactly as the cache
+would have stored them, and maps the logits back to the native grid with the inverse of the
+same transform (:meth:`GridPlan.to_native`). Slices are never resampled along z (gated CaSc
+scans are 2.5–3 mm slices and the Agatston rule is per slice).
+
+The rule, in this order:
+
+1. Resample the whole slice to ``spacing_mm`` (sizes rounded *down*: ``floor(n · s / t)``
+   pixels, exact scale factor ``s / t``; none when the scan is already at ``spacing_mm``, up
+   to :data:`SAME_SPACING_RTOL`, or no spacing is set).
+2. Cut a ``fov_mm`` square (``round(fov_mm / t)`` pixels) on the resampled grid, centred on the
+   body centre of the resampled scan (or a given centre, e.g. the heart region's, mapped onto
+   the resampled grid); padded with air where it reaches past the image.
 
 Grid convention (the same as :func:`torch.nn.functional.interpolate` with
 ``align_corners=False`` and a fixed scale factor): the resampled grid shares the outer corner
@@ -38,7 +52,10 @@ from cac_lightning.volume import AIR_HU, Geometry
 __all__ = [
     "AIR_HU",
     "BODY_HU",
+    "SAME_SPACING_RTOL",
+    "GridPlan",
     "Preprocessed",
+    "TrainingGrid",
     "body_centre",
     "crop_fov",
     "cut_window",
@@ -51,6 +68,9 @@ __all__ = [
 ]
 
 BODY_HU = -300.0  # body / mediastinum mask threshold for the field-of-view centre
+SAME_SPACING_RTOL = 1e-6
+"""Relative difference below which a pixel spacing counts as the training spacing (float noise
+of a header, not a real difference): such a scan is not resampled."""
 
 
 @dataclass
@@ -249,7 +269,7 @@ def preprocess_scan(
     target_spacing_mm: float | None = None,
     fov_mm: float | None = None,
 ) -> Preprocessed:
-    """Resample to ``target_spacing_mm`` (None: native) then crop ``fov_mm`` (None: whole).
+    """``TrainingGrid(target_spacing_mm, fov_mm).preprocess(...)`` (see :class:`TrainingGrid`).
 
     Args:
         hu: (z, y, x) HU.
@@ -262,20 +282,233 @@ def preprocess_scan(
     Returns:
         The :class:`Preprocessed` scan.
     """
-    native = geometry
-    if target_spacing_mm is not None:
-        hu, labels, geometry = resample_scan(
-            hu, labels, geometry, float(target_spacing_mm), threshold_hu
+    grid = TrainingGrid(target_spacing_mm, fov_mm)
+    return grid.preprocess(hu, labels, geometry, threshold_hu)
+
+
+@dataclass(frozen=True)
+class TrainingGrid:
+    """The training grid of a network: in-plane spacing and square field of view (the module
+    docstring gives the rule).
+
+    Args:
+        spacing_mm: training in-plane pixel spacing (mm); None keeps each scan's own.
+        fov_mm: side of the square field of view (mm); None keeps whole slices.
+    """
+
+    spacing_mm: float | None = None
+    fov_mm: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("spacing_mm", "fov_mm"):
+            value = getattr(self, name)
+            if value is not None and not float(value) > 0:
+                raise ValueError(f"{name} must be > 0 mm or None, got {value}")
+
+    def scale(self, pixel_spacing: tuple[float, float]) -> tuple[float, float] | None:
+        """``(r_y, r_x) = spacing_mm / pixel spacing``, or None when slices are not resampled."""
+        if self.spacing_mm is None:
+            return None
+        target = float(self.spacing_mm)
+        spacing = tuple(float(s) for s in pixel_spacing)
+        if all(abs(s - target) <= SAME_SPACING_RTOL * target for s in spacing):
+            return None
+        return target / spacing[0], target / spacing[1]
+
+    def grid_spacing(self, pixel_spacing: tuple[float, float]) -> tuple[float, float]:
+        """(row, column) spacing of the resampled grid of a scan with ``pixel_spacing``."""
+        if self.scale(pixel_spacing) is None:
+            return tuple(float(s) for s in pixel_spacing)  # type: ignore[return-value]
+        return float(self.spacing_mm), float(self.spacing_mm)  # type: ignore[arg-type]
+
+    def resample(
+        self,
+        hu: np.ndarray,
+        labels: np.ndarray | None,
+        geometry: Geometry,
+        threshold_hu: float,
+    ) -> tuple[np.ndarray, np.ndarray | None, Geometry]:
+        """Step 1: :func:`resample_scan` to ``spacing_mm`` (at that spacing the HU unchanged and
+        the labels gated, as a factor-1 resampling would; no spacing set: all unchanged)."""
+        if self.spacing_mm is None:
+            return hu, labels, geometry
+        target = float(self.spacing_mm)
+        if self.scale(geometry.pixel_spacing) is not None:
+            return resample_scan(hu, labels, geometry, target, threshold_hu)
+        # At the training spacing: what resampling by a factor 1 gives, without the arithmetic.
+        if labels is not None:
+            labels = np.where(np.asarray(hu) >= threshold_hu, labels, 0).astype(np.uint8)
+        return hu, labels, dataclasses.replace(geometry, pixel_spacing=(target, target))
+
+    def window(
+        self,
+        grid_hu: np.ndarray,
+        grid_spacing: tuple[float, float],
+        centre_yx: tuple[float, float] | None = None,
+    ) -> Window | None:
+        """Step 2: the field-of-view window of a resampled (z, y, x) scan (None: no field of
+        view set, the whole slice); ``centre_yx`` on the resampled grid, default its
+        :func:`body_centre`."""
+        if self.fov_mm is None:
+            return None
+        side = fov_pixels(float(self.fov_mm), float(grid_spacing[0]))
+        return fov_window(grid_hu, side, side, centre_yx)
+
+    def preprocess(
+        self,
+        hu: np.ndarray,
+        labels: np.ndarray | None,
+        geometry: Geometry,
+        threshold_hu: float,
+        centre_yx: tuple[float, float] | None = None,
+    ) -> Preprocessed:
+        """A scan (and its label map) on the training grid: what the cache stores.
+
+        Args:
+            hu: (z, y, x) HU.
+            labels: (z, y, x) classes or None.
+            geometry: the grid of ``hu``.
+            threshold_hu: the scan's calcium threshold (the label gate after resampling).
+            centre_yx: field-of-view centre on the *native* grid; default the body centre of
+                the resampled scan.
+
+        Returns:
+            The :class:`Preprocessed` scan.
+        """
+        native = geometry
+        scale = self.scale(geometry.pixel_spacing)
+        hu, labels, geometry = self.resample(hu, labels, geometry, threshold_hu)
+        centre, lost = None, 0
+        if self.fov_mm is not None:
+            centre = body_centre(hu) if centre_yx is None else native_to_grid_yx(centre_yx, scale)
+            hu, labels, geometry, lost = crop_fov(hu, labels, geometry, float(self.fov_mm), centre)
+        return Preprocessed(
+            hu=np.ascontiguousarray(hu, dtype=np.int16),
+            labels=None if labels is None else np.ascontiguousarray(labels, dtype=np.uint8),
+            geometry=geometry,
+            native_geometry=native,
+            centre_yx=centre,
+            lost_label_voxels=lost,
         )
-    centre, lost = None, 0
-    if fov_mm is not None:
-        centre = body_centre(hu)
-        hu, labels, geometry, lost = crop_fov(hu, labels, geometry, float(fov_mm), centre)
-    return Preprocessed(
-        hu=np.ascontiguousarray(hu, dtype=np.int16),
-        labels=None if labels is None else np.ascontiguousarray(labels, dtype=np.uint8),
-        geometry=geometry,
-        native_geometry=native,
-        centre_yx=centre,
-        lost_label_voxels=lost,
-    )
+
+    def plan(
+        self,
+        hu: np.ndarray,
+        pixel_spacing: tuple[float, float] | None,
+        centre_yx: tuple[float, float] | None = None,
+    ) -> GridPlan:
+        """How a (z, y, x) scan is put on the training grid for prediction: its resampled HU
+        (int16, exactly as :meth:`preprocess` stores them) and field-of-view window.
+
+        Args:
+            hu: (z, y, x) native HU.
+            pixel_spacing: (row, column) mm; None (a bare array of a checkpoint that records
+                no spacing): predicted as it is, whole slices.
+            centre_yx: field-of-view centre on the native grid (e.g. the heart region's);
+                default the body centre of the resampled scan, as in training.
+        """
+        native_yx = tuple(int(n) for n in np.shape(hu)[1:])
+        if pixel_spacing is None:
+            return GridPlan(np.asarray(hu), native_yx, None, None)
+        geometry = Geometry(
+            shape=tuple(int(n) for n in np.shape(hu)),  # type: ignore[arg-type]
+            pixel_spacing=tuple(float(s) for s in pixel_spacing),  # type: ignore[arg-type]
+            slice_spacing=1.0,
+        )
+        scale = self.scale(geometry.pixel_spacing)
+        grid_hu, _, grid_geometry = self.resample(np.asarray(hu), None, geometry, 0.0)
+        centre = None if centre_yx is None else native_to_grid_yx(centre_yx, scale)
+        window = self.window(grid_hu, grid_geometry.pixel_spacing, centre)
+        return GridPlan(grid_hu, native_yx, scale, window)
+
+
+def native_to_grid_yx(
+    yx: tuple[float, float], scale: tuple[float, float] | None
+) -> tuple[float, float]:
+    """A (row, column) position on the native grid in resampled-grid pixels (the grid
+    convention: native index ``i`` is at grid index ``(i + 0.5) / r - 0.5``)."""
+    if scale is None:
+        return float(yx[0]), float(yx[1])
+    return tuple((float(c) + 0.5) / r - 0.5 for c, r in zip(yx, scale, strict=True))  # type: ignore[return-value]
+
+
+@dataclass
+class GridPlan:
+    """One scan on the training grid, for prediction (:meth:`TrainingGrid.plan`).
+
+    Attributes:
+        grid_hu: (z, gy, gx) HU on the resampled grid (the native array when not resampled).
+        native_yx: the native slice size (rows, columns).
+        scale: ``(r_y, r_x)`` training / native spacing, or None when not resampled.
+        window: the field-of-view window on the resampled grid, or None (whole slices).
+    """
+
+    grid_hu: np.ndarray
+    native_yx: tuple[int, int]
+    scale: tuple[float, float] | None
+    window: Window | None
+
+    def network_hu(self, start: int, stop: int) -> np.ndarray:
+        """(b, rows, cols) HU of slices ``start:stop`` as the network sees them (the window, air
+        where it reaches past the image)."""
+        part = np.asarray(self.grid_hu[start:stop])
+        return part if self.window is None else cut_window(part, self.window, AIR_HU)
+
+    def to_native(self, values, mode: str = "bilinear"):
+        """Map (B, C, rows, cols) values on the network's window back to the native grid.
+
+        The inverse of the plan: the window's part inside the resampled grid is put in place
+        (``bilinear``: edge values continue past the window; ``nearest``: 0 there), then the
+        grid is interpolated with the exact scale factor ``r`` (native pixel ``i`` from grid
+        position ``(i + 0.5) / r - 0.5``; ``bilinear`` or ``nearest-exact``) and edge-padded to
+        the native size (its last pixels lie within one grid pixel of the grid's edge).
+
+        Args:
+            values: (B, C, rows, cols) float tensor (logits, or a 0/1 mask with ``nearest``).
+            mode: ``bilinear`` or ``nearest``.
+
+        Returns:
+            (B, C, H, W) tensor on the native grid.
+        """
+        import torch.nn.functional as F
+
+        if mode not in ("bilinear", "nearest"):
+            raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
+        if self.window is not None:
+            grid_yx = tuple(int(n) for n in self.grid_hu.shape[1:])
+            in_window, in_image = window_slices(self.window, grid_yx)
+            values = values[..., in_window[1], in_window[2]]
+            ys, xs = in_image[1], in_image[2]
+            pad = (xs.start, grid_yx[1] - xs.stop, ys.start, grid_yx[0] - ys.stop)
+            if any(pad):
+                if mode == "bilinear":
+                    values = F.pad(values, pad, mode="replicate")
+                else:
+                    values = F.pad(values, pad, value=0.0)
+        if self.scale is None:
+            return values
+        if mode == "bilinear":
+            out = F.interpolate(
+                values,
+                scale_factor=self.scale,
+                mode="bilinear",
+                align_corners=False,
+                recompute_scale_factor=False,
+            )
+        else:
+            out = F.interpolate(
+                values, scale_factor=self.scale, mode="nearest-exact", recompute_scale_factor=False
+            )
+        out = out[..., : self.native_yx[0], : self.native_yx[1]]
+        ph, pw = self.native_yx[0] - out.shape[-2], self.native_yx[1] - out.shape[-1]
+        if ph or pw:
+            out = F.pad(out, (0, pw, 0, ph), mode="replicate")
+        return out
+
+    def inside(self, device=None):
+        """(H, W) bool tensor: native pixels whose nearest grid pixel lies in the window."""
+        import torch
+
+        rows, cols = self.window[2:] if self.window is not None else self.grid_hu.shape[1:]
+        ones = torch.ones(1, 1, int(rows), int(cols), device=device)
+        return self.to_native(ones, "nearest")[0, 0] > 0.5

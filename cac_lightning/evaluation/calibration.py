@@ -1,6 +1,8 @@
 """Choose a checkpoint's lesion-confidence floor on validation scans.
 
-Each scan is predicted once (without a floor, keeping the foreground probability); every floor
+Each scan is predicted once on its native grid, through the same
+:meth:`~cac_lightning.inference.Predictor.predict` as ``cac-score`` (without a floor, keeping the
+foreground probability), and scored on native voxels; every floor
 of :data:`~cac_lightning.inference.confidence.FLOOR_GRID` is then applied to those labels and
 scored through the same per-scan records and tables as validation
 (:func:`~cac_lightning.evaluation.records.scan_record`,
@@ -40,8 +42,8 @@ def calibrate_floor(
 
     Args:
         predictor: the model, e.g. ``Predictor.from_checkpoint(best)``; its own floor is ignored.
-        scans: scans with ``scan_id``, ``hu``, ``labels``, ``geometry``, ``kvp``,
-            ``mass_factor`` (a DataModule's ``scans(split)``).
+        scans: scans on their native grid with ``scan_id``, ``hu``, ``labels``, ``geometry``,
+            ``kvp``, ``mass_factor`` (a DataModule's ``native_scans(split)``).
         split: the split's name (recorded; it names the metric).
         grid: floors to try (0 = none).
 

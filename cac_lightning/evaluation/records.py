@@ -308,7 +308,8 @@ def evaluate_scans(
     Args:
         predictor: the model (:class:`~cac_lightning.inference.Predictor`).
         scans: objects with ``scan_id``, ``hu``, ``labels`` (the reference), ``geometry``,
-            ``kvp``, ``mass_factor`` and optionally ``split`` (a cached scan).
+            ``kvp``, ``mass_factor`` and optionally ``split``: scans on their native grid (a
+            DataModule's ``native_scans(split)``), so the figures are those of ``cac-score``.
         scoring: scoring settings (``ScoringConfig``, mapping or None: the predictor's).
         split: the split name written into the records (default each scan's ``split``).
         ref_cache: a dict kept by the caller: reference scores by scan id, so repeated

@@ -8,19 +8,24 @@ input window and threshold source (``input``), the class map, the scoring settin
 geometry of the training data (``data_geometry``: the pixel spacing the network was trained at
 and the ranges it saw).
 
-:meth:`Predictor.predict` for each batch of axial slices:
+:meth:`Predictor.predict` puts the scan on the checkpoint's training grid with the one rule the
+cache applies to training scans (:class:`~cac_lightning.data.resample.TrainingGrid`), so the
+network sees exactly the pixels the cache would have stored for the scan, then for each batch of
+axial slices:
 
-0. when the checkpoint records a training field of view (``data_geometry.fov_mm``) and the
-   scan is wider, cuts that square around the body centre exactly as training did
-   (:mod:`cac_lightning.data.resample`); everything outside it is background;
-1. resamples the HU slices (bilinear, anti-aliased as in training) to the training pixel
-   spacing (none when the checkpoint records none: a warning is logged once);
+0. (whole scan, once) resamples the HU slices (bilinear, anti-aliased, sizes rounded down, HU
+   rounded as stored) to the training pixel spacing (none when the checkpoint records none: a
+   warning is logged once);
+1. when the checkpoint records a training field of view (``data_geometry.fov_mm``), cuts that
+   square on the resampled grid around the body centre exactly as training did (or the heart
+   region's centre, step 5); everything outside it is background;
 2. pads them with air to the network's multiple (16 or 32 pixels) and builds the 2-channel
    input (:func:`~cac_lightning.models.inputs.make_input`) with the scan's threshold (or the
    fixed one the checkpoint's ``input.threshold`` records);
 3. runs the network in bf16 autocast on CUDA, float32 on CPU (the same for validation and
    ``cac-score``);
-4. crops the padding, maps the logits back to the native grid (bilinear), takes the argmax
+4. crops the padding, maps the logits back to the native grid with the inverse of steps 0-1
+   (:meth:`~cac_lightning.data.resample.GridPlan.to_native`: bilinear), takes the argmax
    and keeps calcium only where the native HU reach the scan's threshold
    (:func:`~cac_lightning.models.inputs.gate_labels`), so calcium boundaries come from the
    native voxels, and, on a resampled grid, only within one training-grid pixel of that
@@ -51,7 +56,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cac_lightning.data.resample import Window, cut_window, fov_pixels, fov_window, window_slices
+from cac_lightning.data.resample import GridPlan, TrainingGrid
 from cac_lightning.errors import InputError
 from cac_lightning.heart.region import (
     DEFAULT_MARGIN_MM,
@@ -72,12 +77,9 @@ from cac_lightning.models.inputs import (
 from cac_lightning.scoring.config import ScoringConfig
 from cac_lightning.vessels import CLASS_NAMES
 
-__all__ = ["JUDGED_MARGIN_PX", "SPACING_TOLERANCE", "Predictor", "resolve_device"]
+__all__ = ["JUDGED_MARGIN_PX", "Predictor", "resolve_device"]
 
 log = logging.getLogger(__name__)
-
-SPACING_TOLERANCE = 0.02
-"""Relative pixel-spacing difference below which slices are not resampled."""
 
 JUDGED_MARGIN_PX = 1
 """On a resampled grid, labels are kept within this many training-grid pixels of that grid's
@@ -365,26 +367,27 @@ class Predictor:
         return domain_warnings(volume, self.data_geometry)
 
     # -- prediction --------------------------------------------------------------------------
-    def _target_shape(self, shape: tuple[int, int], spacing: tuple[float, float]):
+    @property
+    def grid(self) -> TrainingGrid:
+        """The checkpoint's training grid: its ``spacing_mm`` and ``fov_mm``
+        (:class:`~cac_lightning.data.resample.TrainingGrid`, the rule of the training cache)."""
         target = self.spacing_mm
-        if target is None:
-            if "native" not in _warned:
-                log.warning(
-                    "the checkpoint records no training pixel spacing: predicting at the "
-                    "scan's native spacing"
-                )
-                _warned.add("native")
-            return None
-        if all(abs(s - target) <= SPACING_TOLERANCE * target for s in spacing):
-            return None
-        return tuple(max(1, round(n * s / target)) for n, s in zip(shape, spacing, strict=True))
+        if target is None and "native" not in _warned:
+            log.warning(
+                "the checkpoint records no training pixel spacing: predicting at the "
+                "scan's native spacing"
+            )
+            _warned.add("native")
+        fov = (self.data_geometry or {}).get("fov_mm")
+        return TrainingGrid(target, float(fov) if fov else None)
 
     def _labels(
-        self, hu: torch.Tensor, threshold_hu: float, size, foreground: bool = False
+        self, hu: torch.Tensor, threshold_hu: float, plan: GridPlan, foreground: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, H, W) uint8 labels on the native grid of a (B, H, W) float HU batch, before the
-        native HU gate, and (when ``foreground``) the (B, H, W) foreground probability
-        ``1 - P(background)`` there (else None).
+        """(B, H, W) uint8 labels on the native grid of a (B, rows, cols) float HU batch on the
+        training grid (``plan.network_hu``), before the native HU gate, and (when
+        ``foreground``) the (B, H, W) foreground probability ``1 - P(background)`` there (else
+        None; both 0 outside the field of view).
 
         On a resampled grid a label is kept only within one training-grid pixel of that grid's
         own >= threshold candidates (:data:`JUDGED_MARGIN_PX`): the only pixels the network has
@@ -392,41 +395,27 @@ class Predictor:
         Elsewhere its logits mean nothing, and native noise above the threshold, averaged below
         it on the training grid, would take whatever class they happen to favour.
         """
-        native = hu.shape[-2:]
-        if size is not None:
-            # Anti-aliased like the training grid (data/resample.py), so a scan seen on a finer
-            # grid averages over the same footprint instead of sampling its noise.
-            hu = F.interpolate(
-                hu[:, None], size=size, mode="bilinear", align_corners=False, antialias=True
-            )[:, 0]
         padded, (top, bottom, left, right) = _pad_to(hu, self.multiple)
         x = make_input(padded, self.window, self.input.mask_threshold(threshold_hu))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = self.net(x)
         h, w = padded.shape[-2:]
         logits = logits.float()[..., top : h - bottom, left : w - right]
-        if size is None:
+        if plan.scale is None and plan.window is None:
             return logits.argmax(1).to(torch.uint8), _foreground(logits, foreground)
-        side = 2 * JUDGED_MARGIN_PX + 1
-        judged = F.max_pool2d(x[:, MASK_CHANNEL : MASK_CHANNEL + 1], side, 1, JUDGED_MARGIN_PX)
-        judged = judged[..., top : h - bottom, left : w - right]
-        logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
-        judged = F.interpolate(judged, size=native, mode="nearest")[:, 0] > 0
-        labels = gate_labels(logits.argmax(1).to(torch.uint8), judged)
-        return labels, _foreground(logits, foreground)
-
-    def _fov_window(self, hu: Any, pixel_spacing, centre_yx=None) -> Window | None:
-        """The training field of view on the native grid (around ``centre_yx``, the heart
-        region's centre, else the body centre as in training), or None to predict the whole
-        slice (no window recorded, or the scan is not wider)."""
-        fov = self.data_geometry.fov_mm if self.data_geometry else None
-        if not fov or pixel_spacing is None:
-            return None
-        n_y, n_x = np.shape(hu)[1:]
-        rows, cols = (fov_pixels(float(fov), float(s)) for s in pixel_spacing)
-        if rows >= n_y - 1 and cols >= n_x - 1:
-            return None
-        return fov_window(np.asarray(hu), rows, cols, centre_yx)
+        native = plan.to_native(logits, "bilinear")
+        labels = native.argmax(1).to(torch.uint8)
+        if plan.scale is not None:
+            side = 2 * JUDGED_MARGIN_PX + 1
+            judged = F.max_pool2d(x[:, MASK_CHANNEL : MASK_CHANNEL + 1], side, 1, JUDGED_MARGIN_PX)
+            judged = judged[..., top : h - bottom, left : w - right]
+            labels = gate_labels(labels, plan.to_native(judged, "nearest")[:, 0] > 0.5)
+        prob = _foreground(native, foreground)
+        if plan.window is not None:
+            inside = plan.inside(labels.device)
+            labels = gate_labels(labels, inside.expand_as(labels))
+            prob = None if prob is None else prob * inside
+        return labels, prob
 
     @torch.no_grad()
     def predict(
@@ -484,14 +473,10 @@ class Predictor:
             threshold_hu = float(self.scoring_config().resolve(kvp)[0])
         if np.ndim(hu) != 3:
             raise InputError(f"expected a (slices, rows, columns) volume, got shape {np.shape(hu)}")
-        size = None
         if self.spacing_mm is not None and pixel_spacing is None:
             raise InputError("the checkpoint was trained at a pixel spacing; give the scan's")
         centre = region.centre_yx() if region is not None else None
-        window = self._fov_window(hu, pixel_spacing, centre)
-        shape = tuple(np.shape(hu)[1:]) if window is None else window[2:]
-        if pixel_spacing is not None:
-            size = self._target_shape(shape, pixel_spacing)
+        plan = self.grid.plan(hu, pixel_spacing, centre)
         net = self.net
         was_training = bool(getattr(net, "training", False))
         if hasattr(net, "eval"):
@@ -504,20 +489,13 @@ class Predictor:
         try:
             for start in range(0, out.shape[0], step):
                 chunk = np.asarray(hu[start : start + step])
-                part = chunk if window is None else cut_window(chunk, window, AIR_HU)
+                part = plan.network_hu(start, start + len(chunk))
                 x = torch.from_numpy(part.astype(np.float32)).to(self.device)
-                pred, prob = self._labels(x, threshold_hu, size, wanted)
-                labels = gate_labels(pred.cpu().numpy(), part >= threshold_hu)
+                pred, prob = self._labels(x, threshold_hu, plan, wanted)
                 rows = slice(start, start + len(chunk))
-                if window is None:
-                    out[rows] = labels
-                    if fg is not None:
-                        fg[rows] = prob.cpu().numpy()
-                else:
-                    in_window, in_image = window_slices(window, out.shape[1:])
-                    out[rows][in_image] = labels[in_window]
-                    if fg is not None:
-                        fg[rows][in_image] = prob.cpu().numpy()[in_window]
+                out[rows] = gate_labels(pred.cpu().numpy(), chunk >= threshold_hu)
+                if fg is not None:
+                    fg[rows] = prob.cpu().numpy()
         finally:
             if was_training and hasattr(net, "train"):
                 net.train(True)

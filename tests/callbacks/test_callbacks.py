@@ -36,7 +36,7 @@ def _scans():
 
 
 class StubData(L.LightningDataModule):
-    def scans(self, split):
+    def native_scans(self, split):
         return _scans() if split == "val" else []
 
     def val_dataloader(self):
@@ -118,7 +118,7 @@ class CountingStubData(StubData):
         super().__init__()
         self.n, self.calls = n, 0
 
-    def scans(self, split):
+    def native_scans(self, split):
         self.calls += 1
         base = _scans()
         out = []

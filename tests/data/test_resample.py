@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from cac_lightning.data import cache
 from cac_lightning.data.resample import (
     AIR_HU,
+    TrainingGrid,
     body_centre,
     crop_fov,
     fov_pixels,
@@ -179,3 +180,33 @@ def test_bad_spacing_is_one_clear_error(tmp_path, bad):
 
     with pytest.raises(InputError, match="target_spacing_mm"):
         CACDataModule(str(tmp_path), target_spacing_mm=bad)
+
+
+def test_grid_plan_is_the_cache_and_maps_the_window_back_onto_its_native_pixels():
+    """0.5 mm native, 1.0 mm training grid, 64 mm window: the network sees the cache's pixels,
+    and a value on window pixel (i, j) comes back on native pixels 2i..2i+1 of the grid, with
+    nothing outside the window."""
+    import torch
+
+    hu, labels, geom = _disc_scan(200, 0.5)
+    grid = TrainingGrid(1.0, 64.0)
+    plan = grid.plan(hu, geom.pixel_spacing)
+    pre = grid.preprocess(hu, labels, geom, 130.0)
+    np.testing.assert_array_equal(plan.network_hu(0, 3), pre.hu)
+    assert plan.scale == (2.0, 2.0) and pre.lost_label_voxels == 0
+    y0, x0, rows, cols = plan.window
+    assert (rows, cols) == (64, 64) and pre.hu.shape[1:] == (64, 64)
+    values = torch.from_numpy(pre.labels.astype(np.float32))[:, None]
+    back = plan.to_native(values, "nearest")[:, 0].numpy()
+    expected = np.zeros(hu.shape, np.float32)
+    up = np.repeat(np.repeat(pre.labels, 2, axis=1), 2, axis=2)
+    expected[:, 2 * y0 : 2 * (y0 + rows), 2 * x0 : 2 * (x0 + cols)] = up
+    np.testing.assert_array_equal(back, expected)
+    assert np.count_nonzero(back) == np.count_nonzero(labels)  # the calcium square, in place
+    assert int(plan.inside().sum()) == (2 * rows) * (2 * cols)
+    # a window wider than the image: every native pixel is inside, none is lost
+    wide = TrainingGrid(1.0, 140.0).plan(hu, geom.pixel_spacing)
+    assert wide.network_hu(0, 1).shape == (1, 140, 140) and bool(wide.inside().all())
+    # at the training spacing nothing is resampled, only cut
+    same = TrainingGrid(0.5, 64.0).plan(hu, geom.pixel_spacing)
+    assert same.scale is None and same.network_hu(0, 1).shape == (1, 128, 128)
