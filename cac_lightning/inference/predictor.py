@@ -378,7 +378,7 @@ class Predictor:
                 "scan's native spacing"
             )
             _warned.add("native")
-        fov = (self.data_geometry or {}).get("fov_mm")
+        fov = self.data_geometry.fov_mm if self.data_geometry else None
         return TrainingGrid(target, float(fov) if fov else None)
 
     def _labels(

@@ -46,7 +46,7 @@ class CheckpointModule(L.LightningModule):
             {
                 "input": {"window": list(loaded.window)},
                 "scoring": dict(loaded.scoring),
-                "data_geometry": dict(loaded.data_geometry),
+                "data_geometry": loaded.data_geometry.to_dict(),
             }
         )
 
