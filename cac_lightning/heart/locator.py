@@ -142,6 +142,18 @@ def save_weights(net: Any, path: str | Path, meta: dict) -> dict:
     return meta
 
 
+def _keep_largest(prob: np.ndarray) -> np.ndarray:
+    """``prob`` zeroed outside its largest >= 0.5 component (26-connected), dilated by one."""
+    from scipy import ndimage as ndi
+
+    comp, n = ndi.label(prob >= 0.5, structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        return prob
+    sizes = ndi.sum_labels(np.ones_like(prob), comp, index=np.arange(1, n + 1))
+    keep = ndi.binary_dilation(comp == 1 + int(np.argmax(sizes)), np.ones((3, 3, 3), bool))
+    return np.where(keep, prob, np.float32(0.0)).astype(np.float32)
+
+
 class HeartLocator:
     """A trained :class:`~cac_lightning.heart.net.HeartNet` with its meta.
 
@@ -193,8 +205,13 @@ class HeartLocator:
         """Coarse voxel size (mm) the net was trained at."""
         return float(self.meta.get("spacing_mm", COARSE_MM))
 
-    def coarse_probability(self, x: np.ndarray) -> np.ndarray:
-        """Heart probability on a coarse windowed volume (z, y, x) from :func:`to_coarse`."""
+    def coarse_probability(self, x: np.ndarray, largest_only: bool = True) -> np.ndarray:
+        """Heart probability on a coarse windowed volume (z, y, x) from :func:`to_coarse`.
+
+        With ``largest_only`` the probability is zeroed outside the largest 26-connected
+        component of voxels >= 0.5 (grown by one voxel): the heart is one organ, and a
+        separate blob (vertebral body, liver dome, shoulder muscle) is not it.
+        """
         import torch
 
         m = self.net.multiple
@@ -203,7 +220,10 @@ class HeartLocator:
         with torch.inference_mode():
             logits = self.net(torch.from_numpy(np.ascontiguousarray(xp))[None, None])
         prob = torch.sigmoid(logits)[0, 0].numpy()
-        return prob[: x.shape[0], : x.shape[1], : x.shape[2]].astype(np.float32)
+        prob = prob[: x.shape[0], : x.shape[1], : x.shape[2]].astype(np.float32)
+        if largest_only:
+            prob = _keep_largest(prob)
+        return prob
 
     def probability(self, hu: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
         """Heart + pericardium probability on the scan's native grid.
