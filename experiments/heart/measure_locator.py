@@ -3,8 +3,10 @@
 For each scan: predicted heart + pericardium volume (mL, probability >= 0.5), its z extent, and
 the share of expert calcium voxels and of expert 2D lesions (8-connected per slice) inside the
 heart mask dilated by 0, 5, 10 and 15 mm (a lesion counts when any of its voxels is inside;
-``all`` when every voxel is). Writes a PNG of axial slices per scan (heart contour red, 10 mm
-margin yellow, expert calcium cyan) under ``--png-dir``.
+``all`` when every voxel is), and the share of the other voxels >= 130 HU (bone, cartilage,
+aortic and valve calcium: what the gate should remove) inside it (``oth``). Writes a PNG of
+axial slices per scan (heart contour red, 10 mm margin yellow, expert calcium cyan) under
+``--png-dir``.
 
 Usage (repository root):
     PYTHONPATH=$PWD .venv/bin/python experiments/heart/measure_locator.py \
@@ -72,9 +74,9 @@ def main() -> None:
     loc = HeartLocator.load(a.weights)
     root = f"{a.coca}/Gated_release_final"
     head = "| scan | grid (z,y,x) @ mm | heart mL | heart z (slices) | s |"
-    head += "".join(f" vox {m} mm | les {m} mm (all) |" for m in MARGINS_MM)
+    head += "".join(f" vox {m} mm | les {m} mm (all) | oth {m} mm |" for m in MARGINS_MM)
     print(head)
-    print("|" + "---|" * (5 + 2 * len(MARGINS_MM)))
+    print("|" + "---|" * (5 + 3 * len(MARGINS_MM)))
     for pid in sorted(os.listdir(f"{root}/patient")):
         series = glob.glob(f"{root}/patient/{pid}/*")[0]
         vol = read_volume(series)
@@ -90,6 +92,7 @@ def main() -> None:
         zs = np.nonzero(mask.any((1, 2)))[0]
         dist = ndi.distance_transform_edt(~mask, sampling=sp) if mask.any() else None
         calc = labels > 0
+        other = (vol.hu >= 130) & ~calc
         les = lesions(labels)
         row = (
             f"| {pid} | {vol.hu.shape} @ ({sp[0]:.2f}, {sp[1]:.3f}) | {ml:.0f} | "
@@ -104,7 +107,7 @@ def main() -> None:
             fv = inside[calc].mean() if calc.any() else float("nan")
             any_in = sum(bool(inside[z][c].any()) for z, c in les)
             all_in = sum(bool(inside[z][c].all()) for z, c in les)
-            row += f" {fv:.3f} | {any_in}/{len(les)} ({all_in}) |"
+            row += f" {fv:.3f} | {any_in}/{len(les)} ({all_in}) | {inside[other].mean():.3f} |"
         print(row, flush=True)
         if mask.any():
             save_png(f"{a.png_dir}/coca_{pid}.png", vol.hu, mask, wide, labels, sp)
