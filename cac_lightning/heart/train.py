@@ -4,8 +4,8 @@ The shipped weights ``cac_lightning/heart/weights/heartnet_v1.npz`` come out of 
 
     python -m cac_lightning.heart.train --out cac_lightning/heart/weights/heartnet_v1.npz --seed 0
 
-(defaults: ``--n-train 64 --n-val 6 --epochs 12``, batch 4; 2 CPU threads). The command renders the
-training cases in memory (:func:`~cac_lightning.heart.synth.make_case`, indices
+(defaults: ``--n-train 64 --n-val 6 --epochs 12``, batch 4; 2 CPU threads). The command renders
+the training cases in memory (:func:`~cac_lightning.heart.synth.make_case`, indices
 ``0..n_train-1``; validation cases from index 1,000,000 on, never trained on), brings each to
 the net's coarse grid with the locator's own :func:`~cac_lightning.heart.locator.to_coarse`,
 trains with Adam and a cosine schedule on one random crop per case per epoch (loss: binary
