@@ -1,12 +1,14 @@
 """HeartLocator: heart + pericardium probability on a scan's native grid from shipped weights.
 
 The scan is brought to the coarse grid the net was trained at (``spacing_mm`` in the weights'
-meta, 4 mm): HU clipped to :data:`~cac_lightning.heart.net.WINDOW_HU` and area-averaged
+meta, 6 mm): HU clipped to :data:`WINDOW_HU` and area-averaged
 (each coarse voxel is the mean of the native voxels it overlaps, separably per axis), windowed
 to [0, 1], padded with air to a multiple of the net's stride, run, and the probability mapped
 back to every native voxel by trilinear interpolation between coarse voxel centres. Training
 (:mod:`cac_lightning.heart.train`) feeds its synthetic scans through the same
 :func:`to_coarse`, so what the net saw in training is what it sees here.
+
+Importing this module does not import torch; loading a locator does.
 
 Weights are a ``.npz`` of float32 arrays (the net's ``state_dict``) plus ``meta_json`` (JSON:
 version, spacing, window, channels, training seed and command, sha256 of the arrays); loading
@@ -28,18 +30,21 @@ from typing import Any
 import numpy as np
 
 from cac_lightning.errors import InputError
-from cac_lightning.heart.net import WINDOW_HU
 
 __all__ = [
     "AIR_GATE_HU",
     "COARSE_MM",
     "DEFAULT_WEIGHTS",
+    "WINDOW_HU",
     "HeartLocator",
     "from_coarse",
     "save_weights",
     "to_coarse",
     "weights_hash",
 ]
+
+WINDOW_HU = (-1000.0, 400.0)
+"""HU window of the net's input: clipped to it, then mapped linearly to [0, 1] (air 0)."""
 
 COARSE_MM = 6.0
 """Voxel size (mm, all three axes) of the grid the locator's net works on."""

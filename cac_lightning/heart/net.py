@@ -6,26 +6,17 @@ connections by concatenation (Ronneberger et al. 2015; Cicek et al. 2016, "3D U-
 The receptive field (~350 mm) sees the heart with the lungs, diaphragm and chest wall around it,
 which is what tells it apart from liver and muscle of the same CT number.
 
-Input is HU windowed by :func:`window` (``WINDOW_HU`` -> [0, 1]); spatial sizes must be
-multiples of ``2 ** (levels - 1)`` (the locator pads).
+Input is HU windowed to [0, 1] by :func:`cac_lightning.heart.locator.to_coarse` (window
+:data:`~cac_lightning.heart.locator.WINDOW_HU`); spatial sizes must be multiples of
+``2 ** (levels - 1)`` (the locator pads).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["WINDOW_HU", "HeartNet", "window"]
-
-WINDOW_HU = (-1000.0, 400.0)
-"""HU window of the input: clipped to it, then mapped linearly to [0, 1] (air 0, bone 1)."""
-
-
-def window(hu: np.ndarray) -> np.ndarray:
-    """HU (any shape) -> float32 in [0, 1] through :data:`WINDOW_HU`."""
-    lo, hi = WINDOW_HU
-    return ((np.clip(hu, lo, hi) - lo) / (hi - lo)).astype(np.float32)
+__all__ = ["HeartNet"]
 
 
 class _Conv3d(nn.Conv3d):

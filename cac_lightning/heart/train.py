@@ -24,8 +24,14 @@ import time
 
 import numpy as np
 
-from cac_lightning.heart.locator import COARSE_MM, HeartLocator, save_weights, to_coarse
-from cac_lightning.heart.net import WINDOW_HU, HeartNet
+from cac_lightning.heart.locator import (
+    COARSE_MM,
+    WINDOW_HU,
+    HeartLocator,
+    save_weights,
+    to_coarse,
+)
+from cac_lightning.heart.net import HeartNet
 from cac_lightning.heart.synth import make_case
 
 __all__ = ["VAL_OFFSET", "dice", "main", "train", "validate"]

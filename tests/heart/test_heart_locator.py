@@ -87,3 +87,12 @@ def test_finds_synthetic_heart_on_unseen_gated_case(loc: HeartLocator, index: in
     assert not case.whole_chest
     pred = loc.probability(case.hu, case.spacing_zyx) >= 0.5
     assert dice(pred, case.mask) >= 0.75
+
+
+def test_importing_heart_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, cac_lightning.heart; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
