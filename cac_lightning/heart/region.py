@@ -114,16 +114,9 @@ def _grow(mask: np.ndarray, margin_mm: float, spacing_zyx) -> np.ndarray:
 
 
 def _locator_available() -> bool:
-    try:
-        from cac_lightning.heart.locator import HeartLocator  # noqa: F401
-    except ImportError:
-        return False
-    try:
-        from cac_lightning.heart.locator import default_weights
+    from cac_lightning.heart.locator import default_weights
 
-        return default_weights().is_file()
-    except (ImportError, AttributeError):
-        return False
+    return default_weights().is_file()
 
 
 _LOCATOR: list[Any] = []  # loaded once per process

@@ -24,7 +24,7 @@ from cac_lightning.sources.synthetic.anatomy import (
 )
 from cac_lightning.sources.synthetic.grid import Grid, ellipsoid_q, tube_distance
 
-__all__ = ["render_anatomy"]
+__all__ = ["heart_box", "heart_with_fat", "render_anatomy"]
 
 
 def _ellipse2(grid: Grid, c, ax: float, ay: float, ay_post: float | None = None) -> np.ndarray:
@@ -140,6 +140,24 @@ def _heart_fields(grid: Grid, box, anat: Anatomy) -> tuple[np.ndarray, np.ndarra
     q = ellipsoid_q(grid, box, hc, axes, semi)
     q_out = q / full(radius * radius)
     return q_out, q <= full(limit)
+
+
+def heart_box(grid: Grid, anat: Anatomy) -> tuple[slice, slice, slice] | None:
+    """Index box (z, y, x slices) in which the heart and its fat are painted (None: off-grid)."""
+    hc = anat.heart_centre
+    return grid.box(hc - 75 * anat.heart_scale, hc + 75 * anat.heart_scale)
+
+
+def heart_with_fat(grid: Grid, anat: Anatomy) -> np.ndarray:
+    """Exact heart plus pericardial fat mask (nz, n, n) bool, as :func:`render_anatomy` paints it.
+
+    Read-only: draws nothing from the anatomy's generators that the render would not draw.
+    """
+    out = np.zeros(grid.shape, dtype=bool)
+    box = heart_box(grid, anat)
+    if box is not None:
+        out[box] = _heart_fields(grid, box, anat)[1]
+    return out
 
 
 def _trabecular(grid: Grid, mask: np.ndarray, seed: int) -> np.ndarray:
@@ -329,11 +347,11 @@ def render_anatomy(
     half_width = (14.0 + 10.0 * np.clip((y - hc[1]) / 60.0, 0, 1)) * anat.body_scale
     band = np.abs(x - medial_x) < half_width
     mediastinum = np.broadcast_to(band, grid.shape).copy()
-    heart_box = grid.box(hc - 75 * anat.heart_scale, hc + 75 * anat.heart_scale)
+    h_box = heart_box(grid, anat)
     axes, semi = anat.heart_axes, anat.heart_semi
-    if heart_box is not None:
-        q_heart, peri = _heart_fields(grid, heart_box, anat)
-        mediastinum[heart_box] |= peri
+    if h_box is not None:
+        q_heart, peri = _heart_fields(grid, h_box, anat)
+        mediastinum[h_box] |= peri
     aao_start = anat.to_scan(AORTIC_ROOT)
     aao_dir = anat.dir_to_scan(AORTA_DIR)
     pt_start = anat.to_scan(PULMONARY_ROOT)
@@ -389,8 +407,8 @@ def render_anatomy(
             _paint(vol, m, box, v["blood"])
 
     # Heart: myocardium, blood-filled chambers, fat grooves and coronary vessels.
-    if heart_box is not None:
-        _paint(vol, q_heart <= 1, heart_box, v["myocardium"])
+    if h_box is not None:
+        _paint(vol, q_heart <= 1, h_box, v["myocardium"])
         # Chambers: centre offset (fraction of the semi-axes along w, u, v) and size.
         for off, scale in (
             ((0.15, 0.05, 0.12), (0.55, 0.5, 0.45)),  # LV
