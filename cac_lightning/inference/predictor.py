@@ -85,6 +85,11 @@ JUDGED_MARGIN_PX = 1
 """On a resampled grid, labels are kept within this many training-grid pixels of that grid's
 >= threshold candidates (see :meth:`Predictor._labels`)."""
 
+REGION_CACHE = 16
+"""Heart regions this process remembers (by scan id, shape, HU sum and settings): validation
+scores the same scans every few epochs, each time through a new Predictor."""
+_REGIONS: dict[tuple, HeartRegion] = {}
+
 _warned: set[str] = set()  # one warning per process, not one per scan or validation epoch
 
 
@@ -337,13 +342,19 @@ class Predictor:
         geometry = getattr(volume, "geometry", None)
         if self.heart_method == "off" or geometry is None:
             return None
-        hu = volume.hu if hasattr(volume, "hu") else volume
-        return find_heart(
-            np.asarray(hu),
-            tuple(float(s) for s in geometry.spacing_zyx),
-            method=self.heart_method,
-            margin_mm=self.heart_margin_mm,
-        )
+        hu = np.asarray(volume.hu if hasattr(volume, "hu") else volume)
+        key = (getattr(volume, "scan_id", None), hu.shape, float(hu.sum(dtype=np.float64)))
+        key += (self.heart_method, self.heart_margin_mm)
+        if key not in _REGIONS:
+            if len(_REGIONS) >= REGION_CACHE:
+                _REGIONS.pop(next(iter(_REGIONS)))
+            _REGIONS[key] = find_heart(
+                hu,
+                tuple(float(s) for s in geometry.spacing_zyx),
+                method=self.heart_method,
+                margin_mm=self.heart_margin_mm,
+            )
+        return _REGIONS[key]
 
     def floor_for(self, volume: Any) -> float:
         """The lesion-confidence floor :meth:`predict` applies to ``volume`` by default.
