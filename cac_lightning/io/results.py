@@ -24,6 +24,7 @@ CSV_COLUMNS = [
     "risk_category",
     "cac_drs",
     "n_vessels",
+    "cac_drs_report",
     "kvp",
     "slice_spacing_mm",
     *[f"{v}_{k}" for v in VESSELS_AND_TOTAL for k in SCORE_FIELDS],
@@ -54,7 +55,7 @@ def scan_report(vol: Volume, labels: np.ndarray, config=None) -> dict:
 
 
 def _csv_row(report: dict) -> dict:
-    row = {k: report.get(k) for k in ("scan_id", "risk_category", "cac_drs", "n_vessels", "kvp")}
+    row = {k: report.get(k) for k in CSV_COLUMNS[:6]}
     row["slice_spacing_mm"] = report["slice_spacing_mm"]
     for v in VESSELS_AND_TOTAL:
         for k in SCORE_FIELDS:

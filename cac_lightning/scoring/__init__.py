@@ -22,14 +22,17 @@ from cac_lightning.scoring.config import (
 )
 from cac_lightning.scoring.lesions import Lesion, ScanScores, VesselScore
 from cac_lightning.scoring.risk import (
+    CAC_DRS_BOUNDARIES,
     CAC_DRS_CLASSES,
     RISK_CATEGORIES,
     cac_drs,
+    cac_drs_report,
     n_vessels_class,
     risk_category,
 )
 
 __all__ = [
+    "CAC_DRS_BOUNDARIES",
     "CAC_DRS_CLASSES",
     "DEFAULT_MASS_FACTOR",
     "DEFAULT_THRESHOLD_HU",
@@ -42,6 +45,7 @@ __all__ = [
     "ScoringConfig",
     "VesselScore",
     "cac_drs",
+    "cac_drs_report",
     "density_weight",
     "n_vessels_class",
     "risk_category",

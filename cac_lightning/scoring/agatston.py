@@ -47,7 +47,7 @@ from cac_lightning.scoring.config import (
     ScoringConfig,
 )
 from cac_lightning.scoring.lesions import Lesion, ScanScores, VesselScore
-from cac_lightning.scoring.risk import cac_drs, n_vessels_class, risk_category
+from cac_lightning.scoring.risk import cac_drs, cac_drs_report, n_vessels_class, risk_category
 from cac_lightning.vessels import NUM_CLASSES, VESSELS
 from cac_lightning.volume import Geometry
 
@@ -138,6 +138,7 @@ def score_scan(
         risk_category=risk_category(total),
         cac_drs=cac_drs(total),
         n_vessels=n_vessels_class({v: vessels[v].agatston for v in VESSELS}),
+        cac_drs_report=cac_drs_report(total, {v: vessels[v].agatston for v in VESSELS}),
         settings=settings,
         calcium_index=flat[kept],
         calcium_vessel=vessel[kept].astype(np.uint8),

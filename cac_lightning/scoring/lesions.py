@@ -106,6 +106,7 @@ class ScanScores:
         risk_category: ``"C1"`` .. ``"C5"`` (Hong et al. 2022, Table 2).
         cac_drs: ``"A0"`` .. ``"A3"`` (Hecht et al. 2018).
         n_vessels: ``"N0"`` .. ``"N4"``, vessels with Agatston > 0.
+        cac_drs_report: the SCCT string, ``"CAC-DRS A2/N2"`` (``"CAC-DRS A0"``).
         settings: mode, threshold_hu, weight_bands_hu, min_area_mm2, slice_scaling,
             mass_factor, mass_factor_source, kvp, pixel_spacing_mm, slice_spacing_mm.
         calcium_index: int64 (n,) ascending flat (z, y, x) indices of the calcium voxels that
@@ -119,6 +120,7 @@ class ScanScores:
     risk_category: str = "C1"
     cac_drs: str = "A0"
     n_vessels: str = "N0"
+    cac_drs_report: str = "CAC-DRS A0"
     settings: dict = field(default_factory=dict)
     calcium_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     calcium_vessel: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
@@ -135,12 +137,14 @@ class ScanScores:
         return self.vessels["total"]
 
     def to_dict(self) -> dict:
-        """JSON-ready dict: scores, risk_category, cac_drs, n_vessels, lesions, settings."""
+        """JSON-ready dict: scores, risk_category, cac_drs, n_vessels, cac_drs_report, lesions,
+        settings."""
         return {
             "scores": {k: self.vessels[k].to_dict() for k in VESSELS_AND_TOTAL},
             "risk_category": self.risk_category,
             "cac_drs": self.cac_drs,
             "n_vessels": self.n_vessels,
+            "cac_drs_report": self.cac_drs_report,
             "lesions": [les.to_dict() for les in self.lesions],
             "settings": dict(self.settings),
         }

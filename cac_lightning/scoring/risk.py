@@ -12,10 +12,34 @@ from collections.abc import Mapping
 from cac_lightning.errors import InputError
 from cac_lightning.vessels import VESSELS
 
-__all__ = ["CAC_DRS_CLASSES", "RISK_CATEGORIES", "cac_drs", "n_vessels_class", "risk_category"]
+__all__ = [
+    "CAC_DRS_BOUNDARIES",
+    "CAC_DRS_CLASSES",
+    "RISK_CATEGORIES",
+    "cac_drs",
+    "cac_drs_report",
+    "n_vessels_class",
+    "risk_category",
+]
 
 RISK_CATEGORIES: tuple[str, ...] = ("C1", "C2", "C3", "C4", "C5")
 CAC_DRS_CLASSES: tuple[str, ...] = ("A0", "A1", "A2", "A3")
+CAC_DRS_BOUNDARIES: tuple[tuple[str, float, float], ...] = (
+    ("A0", 0.0, 0.0),
+    ("A1", 0.0, 100.0),
+    ("A2", 100.0, 300.0),
+    ("A3", 300.0, math.inf),
+)
+"""CAC-DRS Agatston classes (Hecht et al. 2018, SCCT guideline, J Cardiovasc Comput Tomogr
+12:185, Table 1: A0 = 0, A1 = 1-99, A2 = 100-299, A3 >= 300) as ``(class, low, high)``:
+A0 is ``a == 0``; the others are ``low <= a < high`` except A1, which is ``0 < a < 100``.
+
+The guideline's classes are integer ranges and its top class is closed below (">= 300"),
+so each class is extended to real scores by closing it below: a score in ``(0, 1)`` is
+calcium present, hence A1 (A0 is "zero CAC" only); a score in ``(99, 100)`` is A1 (A2
+starts at 100). The score is classified unrounded (after :data:`_DECIMALS`): 99.6 is A1,
+although a report that rounds it shows "100". (The C1-C5 table is closed on the right
+instead, because its top class is "> 400"; both agree with their tables at every integer.)"""
 
 
 _DECIMALS = 6
@@ -63,7 +87,8 @@ def cac_drs(agatston: float) -> str:
     """CAC-DRS Agatston class (Hecht et al. 2018, J Cardiovasc Comput Tomogr 12:185).
 
     A0 ``a == 0``; A1 ``0 < a < 100`` (1-99); A2 ``100 <= a < 300`` (100-299);
-    A3 ``a >= 300``.
+    A3 ``a >= 300`` (:data:`CAC_DRS_BOUNDARIES` says how real scores between the
+    guideline's integers are classed).
 
     Args:
         agatston: total Agatston score, >= 0.
@@ -77,11 +102,10 @@ def cac_drs(agatston: float) -> str:
     a = _check(agatston)
     if a == 0:
         return "A0"
-    if a < 100:
-        return "A1"
-    if a < 300:
-        return "A2"
-    return "A3"
+    for klass, low, high in CAC_DRS_BOUNDARIES[1:]:
+        if low <= a < high:
+            return klass
+    raise AssertionError(a)  # unreachable: the classes cover [0, inf)
 
 
 def n_vessels_class(vessel_agatston: Mapping[str, float]) -> str:
@@ -95,3 +119,27 @@ def n_vessels_class(vessel_agatston: Mapping[str, float]) -> str:
         ``"N<k>"`` with k the number of vessels with calcium.
     """
     return f"N{sum(1 for v in VESSELS if _check(vessel_agatston.get(v, 0.0)) > 0)}"
+
+
+def cac_drs_report(agatston: float, vessel_agatston: Mapping[str, float]) -> str:
+    """The CAC-DRS string a clinician reads: ``"CAC-DRS A2/N2"``, or ``"CAC-DRS A0"``.
+
+    SCCT 2018 (Hecht et al., J Cardiovasc Comput Tomogr 12:185): the Agatston class
+    (:func:`cac_drs`, :data:`CAC_DRS_BOUNDARIES`) followed, when it is above A0, by the
+    number of vessels with calcium (:func:`n_vessels_class`: LM, LAD, CX, RCA). Only the
+    Agatston ("A") form is produced; the visual ("S") form needs a reader's grading.
+
+    Args:
+        agatston: total Agatston score, >= 0.
+        vessel_agatston: Agatston score per vessel (see :func:`n_vessels_class`).
+
+    Returns:
+        ``"CAC-DRS A0"`` or ``"CAC-DRS A<k>/N<n>"``.
+
+    Raises:
+        InputError: a negative or NaN score.
+    """
+    klass = cac_drs(agatston)
+    if klass == "A0":
+        return "CAC-DRS A0"
+    return f"CAC-DRS {klass}/{n_vessels_class(vessel_agatston)}"

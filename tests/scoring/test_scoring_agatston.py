@@ -265,7 +265,15 @@ def test_to_dict_json_ready_and_rounded():
     put(hu, labels, 1, slice(2, 6), slice(2, 6), 333, CX)
     s = score_scan(hu, labels, g, kvp=120.0)
     d = json.loads(json.dumps(s.to_dict()))
-    assert set(d) == {"scores", "risk_category", "cac_drs", "n_vessels", "lesions", "settings"}
+    assert set(d) == {
+        "scores",
+        "risk_category",
+        "cac_drs",
+        "n_vessels",
+        "cac_drs_report",
+        "lesions",
+        "settings",
+    }
     assert list(d["scores"]) == ["LM", "LAD", "CX", "RCA", "total"]
     expected = 16 * 0.09 * 3 * 2.5 / 3  # 3.6
     assert d["scores"]["CX"]["agatston"] == round(expected, 4)
