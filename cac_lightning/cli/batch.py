@@ -141,6 +141,9 @@ def _score_one(
         "score": round(t3 - t2, 4),
     }
     report["model"] = predictor.describe()
+    from cac_lightning.io.sr import checkpoint_sha256
+
+    report["model"]["checkpoint_sha256"] = checkpoint_sha256(args.ckpt)
     mask = None if region is None else region.mask
     with scan_outputs(out, vol.scan_id) as staged:
         if args.save_labels:
@@ -161,5 +164,15 @@ def _score_one(
                 deidentify=args.seg_deidentified,
                 region=mask,
             )
+        if getattr(args, "sr", False):
+            from cac_lightning.io.sr import write_sr
+
+            seg = staged.path("_seg.dcm") if args.seg else None
+            write_sr(staged.path("_sr.dcm"), vol, report, args.seg_deidentified, seg)
+        if getattr(args, "report", False):
+            from cac_lightning.inference.report import write_report
+
+            show = args.show_patient
+            write_report(staged.path("_report.html"), vol, labels, report, mask, show)
         staged.commit(report)
     return report

@@ -123,6 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse (exit 2) a scan outside the checkpoint's training data "
         "(pixel spacing, slice thickness, field of view, kVp, ECG gating); default: warn",
     )
+    r = p.add_argument_group("reports (--ckpt)")
+    r.add_argument(
+        "--sr",
+        action="store_true",
+        help="DICOM Structured Report (TID 1500) per scan, <id>_sr.dcm (DICOM inputs): scores "
+        "per vessel, CAC-DRS, threshold, kVp, checkpoint hash; references the source series "
+        "(and the SEG with --seg); patient attributes as for --seg (--seg-deidentified: none)",
+    )
+    r.add_argument(
+        "--report",
+        action="store_true",
+        help="one-page HTML report per scan, <id>_report.html: scores, CAC-DRS, key slices, "
+        "warnings; no patient name or ID unless --show-patient",
+    )
+    r.add_argument(
+        "--show-patient",
+        action="store_true",
+        help="with --report: print the patient's name, ID, birth date and study date on it",
+    )
     return p
 
 
@@ -154,8 +173,10 @@ def _main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         raise InputError("--batch-size must be >= 1")
     make_config = _config_factory(args)
-    if args.seg_deidentified and not args.seg:
-        raise InputError("--seg-deidentified goes with --seg")
+    if args.seg_deidentified and not (args.seg or args.sr):
+        raise InputError("--seg-deidentified goes with --seg or --sr")
+    if args.show_patient and not args.report:
+        raise InputError("--show-patient goes with --report")
     if args.ckpt:
         from cac_lightning.cli.batch import score_with_checkpoint
 
@@ -164,6 +185,8 @@ def _main(argv: list[str] | None = None) -> int:
         raise InputError("--mask scores exactly one INPUT")
     if args.overlays or args.seg or args.save_labels or args.lesion_floor is not None:
         raise InputError("--overlays, --seg, --save-labels and --lesion-floor need --ckpt")
+    if args.sr or args.report:
+        raise InputError("--sr and --report need --ckpt")
     from cac_lightning.io import read_label_map, read_volume
     from cac_lightning.io.results import scan_report
     from cac_lightning.io.scan_outputs import (

@@ -1,7 +1,8 @@
 """Where a scan's results go: collision-proof names, paths kept inside ``--out``, all or nothing.
 
 Every output of one scan (``<id>.json``, its ``scores.csv`` row, ``<id>_labels.nii.gz``,
-``<id>_heart.nii.gz``, ``<id>_overlays/``, ``<id>_seg.dcm``) is first written into a hidden
+``<id>_heart.nii.gz``, ``<id>_overlays/``, ``<id>_seg.dcm``, ``<id>_sr.dcm``,
+``<id>_report.html``) is first written into a hidden
 staging folder inside the output folder; :meth:`ScanOutputs.commit` then moves them into
 place and upserts the CSV row under a file lock, so concurrent ``cac-score`` runs into one
 folder lose no row and a failed scan (disk full, permission denied) leaves nothing behind.
@@ -39,7 +40,17 @@ __all__ = [
 ]
 
 # The files and folders one scan owns in the output folder, by suffix after its id.
-OUTPUT_SUFFIXES = (".json", "_labels.nii.gz", "_heart.nii.gz", "_overlays", "_seg.dcm")
+OUTPUT_SUFFIXES = (
+    ".json",
+    "_labels.nii.gz",
+    "_heart.nii.gz",
+    "_overlays",
+    "_seg.dcm",
+    "_sr.dcm",
+    "_report.html",
+)
+DICOM_SUFFIXES = ("_seg.dcm", "_sr.dcm")
+"""The DICOM objects cac-score writes (allowed in an output folder inside an input folder)."""
 CSV_NAME = "scores.csv"
 LOCK_NAME = ".scores.csv.lock"
 STAGE_PREFIX = ".partial-"
@@ -198,9 +209,9 @@ def scan_outputs(out: Path, scan_id: str) -> Iterator[ScanOutputs]:
 def check_out_not_in_input(out: Path, inputs: list[str | os.PathLike]) -> None:
     """Refuse an output folder that is a DICOM input folder or lies inside one.
 
-    A subfolder of an input folder is allowed while it holds no DICOM file other than
-    the ``*_seg.dcm`` objects ``cac-score`` writes (the series reader does not descend
-    into subfolders, so results there never join the series).
+    A subfolder of an input folder is allowed while it holds no DICOM file other than the
+    ``*_seg.dcm`` and ``*_sr.dcm`` objects ``cac-score`` writes (the series reader does not
+    descend into subfolders, so results there never join the series).
     """
     from cac_lightning.io.dicom import is_dicom_file
 
@@ -213,7 +224,7 @@ def check_out_not_in_input(out: Path, inputs: list[str | os.PathLike]) -> None:
             raise OutputError(f"--out {out} is the input folder {inp}: give another folder")
         if real_in in real_out.parents and real_out.is_dir():
             for p in real_out.iterdir():
-                if p.is_file() and not p.name.endswith("_seg.dcm") and is_dicom_file(p):
+                if p.is_file() and not p.name.endswith(DICOM_SUFFIXES) and is_dicom_file(p):
                     raise OutputError(
                         f"--out {out} lies inside the input folder {inp} and holds DICOM "
                         f"files ({p.name}): give another folder"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,15 @@ from cac_lightning.io.atomic import atomic_path
 from cac_lightning.vessels import VESSELS
 from cac_lightning.volume import Volume
 
-__all__ = ["COPIED_KEYWORDS", "HEART_SEGMENT", "UID_KEYWORDS", "check_uid", "write_seg"]
+__all__ = [
+    "COPIED_KEYWORDS",
+    "HEART_SEGMENT",
+    "UID_KEYWORDS",
+    "check_uid",
+    "mark_deidentified",
+    "read_sources",
+    "write_seg",
+]
 
 HEART_SEGMENT = "Heart region"
 """Label of the SEG segment holding the heart region (segment number 5)."""
@@ -128,7 +137,7 @@ def _clean_text(keyword: str, value: object, where: str, warned: set[str]) -> st
 
 
 def _source_copies(sources, where: str, deidentify: bool):
-    """Reduced copies of the source datasets: what the SEG may carry, validated."""
+    """Reduced copies of the source datasets: what a derived object may carry, validated."""
     from pydicom.dataset import Dataset
 
     warned: set[str] = set()
@@ -148,6 +157,35 @@ def _source_copies(sources, where: str, deidentify: bool):
             setattr(new, kw, "" if deidentify else _clean_text(kw, ds.get(kw), where, warned))
         out.append(new)
     return out
+
+
+def read_sources(vol: Volume, deidentify: bool, option: str) -> list:
+    """The scan's source headers reduced to what a derived object (SEG, SR) may carry.
+
+    Args:
+        vol: a scan read from DICOM (``vol.extra["files"]``: its files in slice order).
+        deidentify: leave every patient/study attribute empty (see the module docstring).
+        option: the command-line option asking for the object, for the error message.
+
+    Raises:
+        InputError: not a DICOM input, or an invalid source UID.
+    """
+    import pydicom
+
+    from cac_lightning.io.dicom import quiet_pydicom
+
+    files = vol.extra.get("files")
+    if not files:
+        raise InputError(f"{vol.scan_id}: {option} needs a DICOM series input")
+    with quiet_pydicom():
+        sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    return _source_copies(sources, vol.scan_id, deidentify)
+
+
+def mark_deidentified(ds) -> None:
+    """Say on a derived object that its patient/study attributes were left empty."""
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = "cac-lightning: patient and study attributes left empty"
 
 
 def write_seg(
@@ -171,17 +209,11 @@ def write_seg(
         InputError: not a DICOM input, or an invalid source UID.
     """
     import highdicom as hd
-    import pydicom
     from pydicom.sr.codedict import codes
 
     from cac_lightning.io.dicom import quiet_pydicom
 
-    files = vol.extra.get("files")
-    if not files:
-        raise InputError(f"{vol.scan_id}: --seg needs a DICOM series input")
-    with quiet_pydicom():
-        sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    sources = _source_copies(sources, vol.scan_id, deidentify)
+    sources = read_sources(vol, deidentify, "--seg")
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=i,
@@ -212,11 +244,12 @@ def write_seg(
         )
         planes = [pixels == i for i in range(1, len(VESSELS) + 1)] + [np.asarray(region, bool)]
         pixels = np.stack(planes, axis=-1)
-    with quiet_pydicom():
+    with quiet_pydicom(), warnings.catch_warnings():
+        # highdicom's person-name warning would print the patient's name
+        warnings.filterwarnings("ignore", message=".*intended person name", category=UserWarning)
         seg = _segmentation(hd, sources, pixels, descriptions)
     if deidentify:
-        seg.PatientIdentityRemoved = "YES"
-        seg.DeidentificationMethod = "cac-lightning: patient and study attributes left empty"
+        mark_deidentified(seg)
     with atomic_path(path) as tmp, quiet_pydicom():
         seg.save_as(tmp)
     return path

@@ -1,0 +1,248 @@
+"""One-page HTML report of a scored scan (``cac-score --report``): a file that stands alone.
+
+It shows the per-vessel table, the risk category and the CAC-DRS string, up to four key
+slices (the slice with the most calcium of each vessel) and the whole-scan projection, with
+the calcium coloured by vessel (:func:`cac_lightning.render.overlay.render_overlay`) and the
+heart region outlined, every warning, and the checkpoint, its hash and the version. The
+pictures are embedded as base64 PNGs. It names the patient (name, ID, birth date, study
+date) only when asked (``show_patient``); the scan id is the output id, which holds no
+identifier beyond the series folder name the user gave.
+
+HTML only: a PDF would need a browser engine or a LaTeX toolchain (``weasyprint`` needs
+Pango system libraries); print the page to PDF from any browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+from cac_lightning import __version__
+from cac_lightning.inference.outputs import REGION_COLOR
+from cac_lightning.io.atomic import atomic_path
+from cac_lightning.render.figures import new_figure
+from cac_lightning.render.overlay import render_overlay
+from cac_lightning.vessels import LABELS, VESSEL_COLORS, VESSELS, VESSELS_AND_TOTAL
+from cac_lightning.volume import Volume
+
+__all__ = ["PATIENT_KEYWORDS", "key_slices", "write_report"]
+
+PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "StudyDate")
+"""What ``show_patient`` prints, read from the first source file."""
+
+MAX_SIDE_PX = 420
+CSS = """
+body { font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; max-width: 880px; }
+h1 { font-size: 20px; margin: 0 0 4px 0; }
+.sub { color: #555; font-size: 12px; margin-bottom: 12px; }
+.drs { font-size: 22px; font-weight: bold; margin: 10px 0; }
+table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
+th, td { border: 1px solid #bbb; padding: 3px 10px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.total td { font-weight: bold; background: #f2f2f2; }
+.sw { display: inline-block; width: 11px; height: 11px; margin-right: 5px;
+      border: 1px solid #444; vertical-align: middle; }
+.figs { display: flex; flex-wrap: wrap; gap: 6px; }
+figure { margin: 0; font-size: 11px; color: #444; text-align: center; }
+img { width: 210px; height: auto; border: 1px solid #999; }
+.legend { font-size: 12px; margin: 4px 0 8px 0; }
+.legend span.item { margin-right: 14px; }
+.warn { color: #8a4b00; font-size: 12px; }
+.foot { color: #666; font-size: 11px; margin-top: 12px; border-top: 1px solid #ccc;
+        padding-top: 6px; }
+"""
+
+
+def key_slices(labels: np.ndarray, limit: int = 4) -> list[int]:
+    """The slice with the most calcium of each vessel (LM, LAD, CX, RCA), each once, sorted."""
+    picks: list[int] = []
+    for vessel in VESSELS:
+        area = (labels == LABELS[vessel]).sum(axis=(1, 2))
+        if area.any():
+            z = int(np.argmax(area))
+            if z not in picks:
+                picks.append(z)
+    return sorted(picks[:limit])
+
+
+def _crop(region: np.ndarray | None, labels: np.ndarray, shape) -> tuple[slice, slice]:
+    """Rows and columns around the heart region (or the calcium), 15 % margin; else all."""
+    mask = region if region is not None and region.any() else labels > 0
+    if not mask.any():
+        return slice(None), slice(None)
+    ys, xs = np.nonzero(mask.any(axis=0))
+    h, w = shape
+    side = max(ys.max() - ys.min(), xs.max() - xs.min()) * 1.3 + 16
+    cy, cx = (ys.max() + ys.min()) / 2, (xs.max() + xs.min()) / 2
+    y0, x0 = int(max(0, cy - side / 2)), int(max(0, cx - side / 2))
+    return slice(y0, int(min(h, y0 + side))), slice(x0, int(min(w, x0 + side)))
+
+
+def _png(hu2d: np.ndarray, lab2d: np.ndarray, reg2d: np.ndarray | None) -> str:
+    h, w = lab2d.shape
+    scale = MAX_SIDE_PX / max(h, w)
+    fig = new_figure(w * scale / 100, h * scale / 100, layout=None)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(render_overlay(hu2d, lab2d), interpolation="nearest")
+    if reg2d is not None and reg2d.any() and not reg2d.all():
+        ax.contour(reg2d, [0.5], colors=[REGION_COLOR], linewidths=1.0)
+    ax.set_axis_off()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _patient(vol: Volume) -> dict[str, str]:
+    import pydicom
+
+    from cac_lightning.io.dicom import quiet_pydicom
+
+    files = vol.extra.get("files") or []
+    if not files:
+        return {}
+    with quiet_pydicom():
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    return {k: str(ds.get(k, "") or "") for k in PATIENT_KEYWORDS}
+
+
+def _table(report: dict) -> str:
+    rows = []
+    for v in VESSELS_AND_TOTAL:
+        s = report["scores"][v]
+        name = "Total" if v == "total" else v
+        if v != "total":
+            rgb = ",".join(str(c) for c in VESSEL_COLORS[v])
+            name = f'<span class="sw" style="background: rgb({rgb})"></span>{v}'
+        rows.append(
+            f'<tr{" class=total" if v == "total" else ""}><td>{name}</td>'
+            f"<td>{s['agatston']:.1f}</td><td>{s['volume_mm3']:.1f}</td>"
+            f"<td>{s['mass_mg']:.1f}</td><td>{s['lesions']}</td></tr>"
+        )
+    head = (
+        "<tr><th>Vessel</th><th>Agatston</th><th>Volume (mm³)</th><th>Mass (mg)</th>"
+        "<th>Lesions</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _legend(with_region: bool) -> str:
+    items = [
+        f'<span class="item"><span class="sw" style="background: rgb('
+        f'{",".join(str(c) for c in VESSEL_COLORS[v])})"></span>{v}</span>'
+        for v in VESSELS
+    ]
+    if with_region:
+        items.append(
+            f'<span class="item"><span class="sw" style="background: none; '
+            f'border: 2px solid {REGION_COLOR}"></span>heart region</span>'
+        )
+    return f'<div class="legend">{"".join(items)}</div>'
+
+
+def write_report(
+    path: Path,
+    vol: Volume,
+    labels: np.ndarray,
+    report: dict,
+    region: np.ndarray | None = None,
+    show_patient: bool = False,
+) -> Path:
+    """Write the one-page HTML report of a scan.
+
+    Args:
+        path: the ``.html`` file to write (atomically).
+        vol: the scan (HU (z, y, x)).
+        labels: (z, y, x) uint8 predicted calcium labels, 0 bg, 1 LM .. 4 RCA.
+        report: the scan's report as ``cac-score`` builds it (``scores``, ``risk_category``,
+            ``cac_drs_report``, ``threshold_hu``, ``heart_region``, ``warnings``, ``model``).
+        region: (z, y, x) bool heart region, outlined in the pictures.
+        show_patient: print the patient's name, ID, birth date and study date (DICOM input).
+    """
+    esc = html.escape
+    rows, cols = _crop(region, labels, labels.shape[1:])
+    figs = []
+    for z in key_slices(labels):
+        reg = None if region is None else region[z, rows, cols]
+        img = _png(vol.hu[z, rows, cols], labels[z, rows, cols], reg)
+        present = [v for v in VESSELS if (labels[z] == LABELS[v]).any()]
+        figs.append((img, f"slice {z + 1} of {labels.shape[0]}: {', '.join(present)}"))
+    proj = np.zeros(labels.shape[1:], np.uint8)
+    for value in range(1, len(VESSELS) + 1):
+        proj[(labels == value).any(axis=0)] = value
+    reg = None if region is None else region.any(axis=0)[rows, cols]
+    mip = vol.hu.max(axis=0)[rows, cols]
+    figs.append((_png(mip, proj[rows, cols], reg), "all slices: maximum projection"))
+    model = report.get("model") or {}
+    settings = report.get("settings") or {}
+    threshold = report.get("threshold_hu", settings.get("threshold_hu"))
+    kvp = report.get("kvp")
+    heart = report.get("heart_region")
+    total = report["scores"]["total"]["agatston"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>CAC report {esc(report['scan_id'])}</title><style>{CSS}</style></head><body>",
+        "<h1>Coronary artery calcium score</h1>",
+        f'<div class="sub">Scan {esc(report["scan_id"])} &middot; research software, '
+        "not a medical device: a clinician must check every result</div>",
+    ]
+    if show_patient:
+        pat = _patient(vol)
+        if pat:
+            parts.append(
+                '<div class="sub">'
+                + " &middot; ".join(f"{esc(k)}: {esc(v)}" for k, v in pat.items())
+                + "</div>"
+            )
+    parts += [
+        f'<div class="drs">{esc(report["cac_drs_report"])} &nbsp; Agatston {total:.1f} '
+        f"&nbsp; risk category {esc(report['risk_category'])}</div>",
+        _table(report),
+        '<div class="sub">CAC-DRS (SCCT 2018): A0 = 0, A1 = 1&ndash;99, A2 = 100&ndash;299, '
+        "A3 &ge; 300; N = vessels with calcium (LM, LAD, CX, RCA). Risk category: C1 = 0, "
+        "C2 = 1&ndash;10, C3 = 11&ndash;100, C4 = 101&ndash;400, C5 &gt; 400.</div>",
+        _legend(region is not None),
+        '<div class="figs">',
+        *[
+            f'<figure><img alt="{esc(cap)}" src="data:image/png;base64,{img}">'
+            f"<figcaption>{esc(cap)}</figcaption></figure>"
+            for img, cap in figs
+        ],
+        "</div>",
+    ]
+    warnings = list(report.get("warnings") or [])
+    if heart:
+        warnings += list(heart.get("notes") or [])
+    if warnings:
+        parts.append('<div class="warn"><b>Warnings</b><ul>')
+        parts += [f"<li>{esc(str(w))}</li>" for w in warnings]
+        parts.append("</ul></div>")
+    scoring = (
+        f"threshold {threshold:g} HU" if threshold is not None else "threshold unknown",
+        f"{kvp:g} kVp" if kvp is not None else "kVp not stated",
+        f"Agatston {settings.get('mode', 'per-slice')}",
+        f"slice spacing {report.get('slice_spacing_mm', 0):g} mm",
+    )
+    region_text = (
+        "heart region: none (calcium looked for anywhere)"
+        if not heart
+        else f"heart region: {esc(str(heart.get('method')))}, {heart.get('volume_ml')} ml"
+    )
+    parts += [
+        '<div class="foot">',
+        f"Scoring: {esc(', '.join(scoring))}; {region_text}.<br>",
+        f"Model: {esc(str(model.get('checkpoint', 'unknown')))} ({esc(str(model.get('net', '')))}"
+        f"), checkpoint sha256 {esc(str(model.get('checkpoint_sha256', 'unknown')))}; "
+        f"cac-lightning {__version__}.",
+        "</div></body></html>",
+    ]
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path
