@@ -121,7 +121,7 @@ def _table(report: dict) -> str:
             rgb = ",".join(str(c) for c in VESSEL_COLORS[v])
             name = f'<span class="sw" style="background: rgb({rgb})"></span>{v}'
         rows.append(
-            f'<tr{" class=total" if v == "total" else ""}><td>{name}</td>'
+            f"<tr{' class=total' if v == 'total' else ''}><td>{name}</td>"
             f"<td>{s['agatston']:.1f}</td><td>{s['volume_mm3']:.1f}</td>"
             f"<td>{s['mass_mg']:.1f}</td><td>{s['lesions']}</td></tr>"
         )
