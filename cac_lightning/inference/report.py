@@ -48,19 +48,19 @@ tr.total td { font-weight: bold; background: #f2f2f2; }
       border: 1px solid #444; vertical-align: middle; }
 .figs { display: flex; flex-wrap: wrap; gap: 6px; }
 figure { margin: 0; font-size: 11px; color: #444; text-align: center; }
-img { width: 210px; height: auto; border: 1px solid #999; }
+img { width: 280px; height: auto; border: 1px solid #999; }
 .legend { font-size: 12px; margin: 4px 0 8px 0; }
 .legend span.item { margin-right: 14px; }
-.warn { color: #8a4b00; font-size: 12px; }
+.warn { color: #8a4b00; font-size: 12px; margin-top: 10px; }
 .foot { color: #666; font-size: 11px; margin-top: 12px; border-top: 1px solid #ccc;
         padding-top: 6px; }
 """
 
 
-def key_slices(labels: np.ndarray, limit: int = 4) -> list[int]:
-    """The slice with the most calcium of each vessel (LM, LAD, CX, RCA), each once, sorted."""
+def key_slices(labels: np.ndarray, vessels=VESSELS, limit: int = 4) -> list[int]:
+    """The slice with the most calcium of each of ``vessels``, each slice once, sorted."""
     picks: list[int] = []
-    for vessel in VESSELS:
+    for vessel in vessels:
         area = (labels == LABELS[vessel]).sum(axis=(1, 2))
         if area.any():
             z = int(np.argmax(area))
@@ -168,10 +168,11 @@ def write_report(
     esc = html.escape
     rows, cols = _crop(region, labels, labels.shape[1:])
     figs = []
-    for z in key_slices(labels):
+    scored = [v for v in VESSELS if report["scores"][v]["agatston"] > 0]
+    for z in key_slices(labels, scored):
         reg = None if region is None else region[z, rows, cols]
         img = _png(vol.hu[z, rows, cols], labels[z, rows, cols], reg)
-        present = [v for v in VESSELS if (labels[z] == LABELS[v]).any()]
+        present = [v for v in scored if (labels[z] == LABELS[v]).any()]
         figs.append((img, f"slice {z + 1} of {labels.shape[0]}: {', '.join(present)}"))
     proj = np.zeros(labels.shape[1:], np.uint8)
     for value in range(1, len(VESSELS) + 1):
@@ -209,6 +210,9 @@ def write_report(
         "A3 &ge; 300; N = vessels with calcium (LM, LAD, CX, RCA). Risk category: C1 = 0, "
         "C2 = 1&ndash;10, C3 = 11&ndash;100, C4 = 101&ndash;400, C5 &gt; 400.</div>",
         _legend(region is not None),
+        '<div class="sub">Key slices: the slice with the most calcium of each scored vessel. '
+        "Colours are the model's calcium labels; specks below the minimum lesion area are "
+        "drawn but not scored.</div>",
         '<div class="figs">',
         *[
             f'<figure><img alt="{esc(cap)}" src="data:image/png;base64,{img}">'
