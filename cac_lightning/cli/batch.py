@@ -59,6 +59,9 @@ def score_with_checkpoint(args, config) -> int:
         predictor.set_floor(args.lesion_floor)
     predictor.set_heart(args.heart or predictor.heart_method, args.heart_margin)
     cfg = config(predictor.scoring)
+    from cac_lightning.cli.mesa import prepare_mesa
+
+    args.mesa_state = prepare_mesa(args)  # MESA flags checked and --covariates read once
     strict = bool(getattr(args, "strict_domain", False))
     prepare_out_dir(out)
     done: dict[str, str] = {}
@@ -141,6 +144,11 @@ def _score_one(
         "score": round(t3 - t2, 4),
     }
     report["model"] = predictor.describe()
+    from cac_lightning.cli.mesa import mesa_for_scan
+
+    mesa = mesa_for_scan(getattr(args, "mesa_state", None), vol, report, scan_id)
+    if mesa is not None:
+        report["mesa"] = mesa
     mask = None if region is None else region.mask
     with scan_outputs(out, vol.scan_id) as staged:
         if args.save_labels:

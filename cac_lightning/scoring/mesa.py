@@ -28,7 +28,8 @@ American):
   says why (:data:`PERCENTILE_UNAVAILABLE`). A wrong percentile is worse than none.
 
 Outside the reference (age < 45 or > 84, sex missing, race/ethnicity not one of the four) no
-percentile or risk is given, with a reason string; nothing is extrapolated.
+percentile or risk is given, with a reason string; nothing is extrapolated. Reason strings
+name the covariate, never its value (they go into reports).
 """
 
 from __future__ import annotations
@@ -216,13 +217,13 @@ def _out_of_reference(cov: Covariates) -> str | None:
     if cov.age is None:
         return "age missing (give --age or a covariates CSV; the DICOM header had none)"
     if not lo <= cov.age <= hi:
-        return f"age {cov.age:g} is outside the MESA reference range {lo}-{hi} years"
+        return f"age is outside the MESA reference range {lo}-{hi} years"
     if cov.sex not in ("M", "F"):
         return "sex missing (give --sex M/F)"
     if cov.ethnicity not in ETHNICITIES:
         if cov.ethnicity is None:
             return f"ethnicity missing (give --ethnicity: {', '.join(ETHNICITIES)})"
-        return f"ethnicity {cov.ethnicity!r} is not a MESA group ({', '.join(ETHNICITIES)})"
+        return f"ethnicity is not a MESA group ({', '.join(ETHNICITIES)})"
     return None
 
 
@@ -320,10 +321,10 @@ def chd_risk_10y(agatston: float, cov: Covariates) -> float:
         raise InputError(f"no MESA CHD risk: risk factor(s) missing: {', '.join(missing)}")
     for k in _FLAGS:
         if getattr(cov, k) not in (0, 1):
-            raise InputError(f"{k} must be 0 or 1, got {getattr(cov, k)!r}")
+            raise InputError(f"no MESA CHD risk: {k} must be 0 or 1")
     for k, (lo, hi) in _RANGES.items():
         if not lo <= getattr(cov, k) <= hi:
-            raise InputError(f"{k} {getattr(cov, k):g} is outside the plausible {lo:g}-{hi:g}")
+            raise InputError(f"no MESA CHD risk: {k} is outside the plausible {lo:g}-{hi:g}")
     c = CHD_CAC_COEFFICIENTS
     x = c["age"] * cov.age + c["male"] * (cov.sex == "M") + c["ln_cac_plus_1"] * math.log1p(a)
     if cov.ethnicity != "white":
