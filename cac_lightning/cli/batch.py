@@ -59,6 +59,9 @@ def score_with_checkpoint(args, config) -> int:
         predictor.set_floor(args.lesion_floor)
     predictor.set_heart(args.heart or predictor.heart_method, args.heart_margin)
     cfg = config(predictor.scoring)
+    from cac_lightning.cli.mesa import prepare_mesa
+
+    args.mesa_state = prepare_mesa(args)  # MESA flags checked and --covariates read once
     strict = bool(getattr(args, "strict_domain", False))
     prepare_out_dir(out)
     done: dict[str, str] = {}
@@ -144,6 +147,12 @@ def _score_one(
     from cac_lightning.io.sr import checkpoint_sha256
 
     report["model"]["checkpoint_sha256"] = checkpoint_sha256(args.ckpt)
+
+    from cac_lightning.cli.mesa import mesa_for_scan
+
+    mesa = mesa_for_scan(getattr(args, "mesa_state", None), vol, report, scan_id)
+    if mesa is not None:
+        report["mesa"] = mesa
     mask = None if region is None else region.mask
     with scan_outputs(out, vol.scan_id) as staged:
         if args.save_labels:

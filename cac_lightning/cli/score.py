@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from cac_lightning.cli.common import run_cli, summary_line
+from cac_lightning.cli.mesa import add_mesa_arguments, mesa_for_scan, prepare_mesa
 from cac_lightning.errors import InputError
 from cac_lightning.heart.region import DEFAULT_MARGIN_MM, HEART_METHODS
 
@@ -44,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a cac-train checkpoint (model inference); repeat to ensemble several of one recipe",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--series-uid", help="pick one series when a folder holds several")
+    p.add_argument(
+        "--series-uid",
+        help="the series to read when a folder holds several (default: the one gated, "
+        "non-contrast 2.5-3 mm series; localizers are skipped)",
+    )
     p.add_argument(
         "--mode",
         choices=("per-slice", "lesion3d"),
@@ -142,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --report: print the patient's name, ID, birth date and study date on it",
     )
+    add_mesa_arguments(p)
     return p
 
 
@@ -198,10 +204,14 @@ def _main(argv: list[str] | None = None) -> int:
     )
 
     check_out_not_in_input(out, args.inputs)
+    mesa_state = prepare_mesa(args)
     vol = read_volume(args.inputs[0], series_uid=args.series_uid)
     vol.scan_id = output_id(vol.scan_id, scan_key(vol))
     labels = read_label_map(args.mask, vol.geometry)
     report = scan_report(vol, labels, make_config())
+    mesa = mesa_for_scan(mesa_state, vol, report)
+    if mesa is not None:
+        report["mesa"] = mesa
     with scan_outputs(prepare_out_dir(out), vol.scan_id) as staged:
         staged.commit(report)
     print(summary_line(report))

@@ -10,6 +10,7 @@ column is ``n``, exactly as ``SimpleITK.ImageSeriesReader`` reports it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -75,6 +76,12 @@ class _Header:
     path: Path
     ds: Dataset
     forced: bool  # read without the DICOM preamble/file meta
+    frame: int | None = None  # the frame of a multi-frame file this header stands for
+
+    @property
+    def name(self) -> str:
+        """The file name, with the frame number for a frame of a multi-frame file."""
+        return self.path.name if self.frame is None else f"{self.path.name} frame {self.frame + 1}"
 
 
 def sanitize_id(name: str) -> str:
@@ -189,7 +196,7 @@ def _vector(h: _Header, keyword: str, n: int) -> np.ndarray:
     except (TypeError, ValueError):
         vec = np.zeros(0)
     if vec.shape != (n,) or not np.all(np.isfinite(vec)):
-        raise InputError(f"{h.path.name}: missing or invalid {keyword}")
+        raise InputError(f"{h.name}: missing or invalid {keyword}")
     return vec
 
 
@@ -229,7 +236,7 @@ def _geometry(hs: list[_Header]) -> tuple[Geometry, list[_Header]]:
     if dup.size:
         i = dup[0]
         raise InputError(
-            f"duplicate slice position {s[i]:.2f} mm: {hs[i].path.name} and {hs[i + 1].path.name}"
+            f"duplicate slice position {s[i]:.2f} mm: {hs[i].name} and {hs[i + 1].name}"
         )
     travel = pos[-1] - pos[0]
     tilt = np.degrees(np.arccos(min(1.0, abs(travel @ normal) / np.linalg.norm(travel))))
@@ -300,25 +307,46 @@ def _set_syntax(ds: Dataset) -> None:
         ds.file_meta.TransferSyntaxUID = syntax if little else ExplicitVRBigEndian
 
 
+def _read_pixels(h: _Header) -> np.ndarray:
+    """All stored pixel values of ``h``'s file: (rows, cols), or (frames, rows, cols)."""
+    try:
+        ds = pydicom.dcmread(h.path, force=h.forced)
+        if h.forced:
+            _set_syntax(ds)
+        return ds.pixel_array
+    except Exception as err:
+        reason = _reason(err)
+        if isinstance(err, EOFError) or any(t in reason.lower() for t in _TRUNCATED):
+            reason = f"truncated DICOM file: {reason}"
+        raise InputError(f"{h.path.name}: cannot decode the pixel data ({reason})") from None
+
+
 @quiet_pydicom()
 def _decode(hs: list[_Header], shape: tuple[int, int, int]) -> np.ndarray:
+    """HU (z, y, x) of ``hs`` in their order; a multi-frame file is decoded once.
+
+    Rescale slope and intercept come from each header (a frame's header carries its own,
+    from the functional groups).
+    """
     _check_decoders(hs)
     hu = np.empty(shape, dtype=np.int16)
+    cache: dict[Path, np.ndarray] = {}
     for i, h in enumerate(hs):
-        try:
-            ds = pydicom.dcmread(h.path, force=h.forced)
-            if h.forced:
-                _set_syntax(ds)
-            px = ds.pixel_array
-        except Exception as err:
-            reason = _reason(err)
-            if isinstance(err, EOFError) or any(t in reason.lower() for t in _TRUNCATED):
-                reason = f"truncated DICOM file: {reason}"
-            raise InputError(f"{h.path.name}: cannot decode the pixel data ({reason})") from None
+        if h.frame is None:
+            px = _read_pixels(h)
+        else:
+            if h.path not in cache:
+                cache[h.path] = _read_pixels(h)  # a file's frames are decoded together
+            all_px = cache[h.path]
+            if all_px.ndim == 2:
+                all_px = all_px[None]
+            if h.frame >= all_px.shape[0]:
+                raise InputError(f"{h.path.name}: holds {all_px.shape[0]} frames, not more")
+            px = all_px[h.frame]
         if px.shape != shape[1:]:
-            raise InputError(f"{h.path.name}: pixel array {px.shape} is not {shape[1:]}")
-        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+            raise InputError(f"{h.name}: pixel array {px.shape} is not {shape[1:]}")
+        slope = float(h.ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(h.ds.get("RescaleIntercept", 0.0) or 0.0)
         hu[i] = _to_hu(px, slope, intercept)
     return hu
 
@@ -347,17 +375,197 @@ def _first_float(value: object) -> float | None:
         return None
 
 
+_FG_SHARED = "SharedFunctionalGroupsSequence"
+_FG_PER_FRAME = "PerFrameFunctionalGroupsSequence"
+_FRAME_TAGS = {  # functional group macro -> the attributes this reader takes from it
+    "PlanePositionSequence": ("ImagePositionPatient",),
+    "PlaneOrientationSequence": ("ImageOrientationPatient",),
+    "PixelMeasuresSequence": ("PixelSpacing", "SliceThickness"),
+    "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept"),
+}
+
+
+def _n_frames(ds: Dataset) -> int:
+    try:
+        return int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _group_items(ds: Dataset, keyword: str) -> list[Dataset]:
+    """The items of a functional-group sequence (empty when absent)."""
+    seq = ds.get(keyword)
+    return list(seq) if seq else []
+
+
+def _flat(ds: Dataset) -> Dataset:
+    """``ds``'s top level plus what the shared functional groups hold one level down.
+
+    A multi-frame (Enhanced or Legacy Converted Enhanced) CT keeps KVP, gating, slice
+    thickness, contrast and similar attributes in the shared functional groups (Legacy
+    Converted in ``UnassignedSharedConvertedAttributesSequence``); this brings them up so the
+    rest of the reader looks them up as for a single-frame file. Top-level values win.
+    """
+    shared = _group_items(ds, _FG_SHARED)
+    if not shared:
+        return ds
+    flat = Dataset()
+    for elem in ds:
+        if elem.keyword not in (_FG_SHARED, _FG_PER_FRAME):
+            flat.add(elem)
+    for macro in shared[0]:
+        if macro.VR != "SQ" or not macro.value:
+            continue
+        for elem in macro.value[0]:
+            if elem.tag not in flat:
+                flat.add(elem)
+    return flat
+
+
+def _frame_headers(h: _Header) -> list[_Header]:
+    """One header per frame of a multi-frame file: position, orientation, spacing, rescale.
+
+    Each frame's values come from its per-frame functional groups, else the shared ones,
+    else the top level of the file.
+    """
+    n = _n_frames(h.ds)
+    per_frame = _group_items(h.ds, _FG_PER_FRAME)
+    shared = _group_items(h.ds, _FG_SHARED)
+    if len(per_frame) != n:
+        raise InputError(
+            f"{h.path.name}: {n} frames but {len(per_frame)} per-frame functional groups"
+        )
+    frames = []
+    for i, item in enumerate(per_frame):
+        ds = Dataset()
+        ds.file_meta = h.ds.get("file_meta", None) or pydicom.dataset.FileMetaDataset()
+        ds.Rows, ds.Columns = h.ds.Rows, h.ds.get("Columns", 0)
+        for macro, keywords in _FRAME_TAGS.items():
+            sources = [g[macro][0] for g in (item, *shared[:1]) if g.get(macro)]
+            for kw in keywords:
+                value = next((src.get(kw) for src in sources if kw in src), h.ds.get(kw))
+                if value is not None:
+                    setattr(ds, kw, value)
+        frames.append(_Header(h.path, ds, h.forced, frame=i))
+    return frames
+
+
+def _is_localizer(h: _Header) -> bool:
+    image_type = h.ds.get("ImageType") or []
+    if isinstance(image_type, str):
+        image_type = image_type.split("\\")
+    return any(str(v).strip().upper() == "LOCALIZER" for v in image_type)
+
+
+def _is_axial(h: _Header) -> bool:
+    try:
+        iop = np.array([float(v) for v in h.ds.ImageOrientationPatient], dtype=np.float64)
+        normal = np.cross(iop[:3], iop[3:])
+        return abs(normal[2]) / np.linalg.norm(normal) >= AXIAL_MIN_COS
+    except (AttributeError, TypeError, ValueError):
+        return True  # no orientation: let the geometry checks say what is wrong
+
+
+def _drop_localizers(folder: Path, groups: dict[str, list[_Header]]) -> dict[str, list[_Header]]:
+    """Remove localizer/scout images: ImageType LOCALIZER, or a lone non-axial image.
+
+    A series that holds a single single-frame non-axial image is dropped, and so is a single
+    non-axial image among a series' axial ones; a whole non-axial series stays (and is
+    refused by the geometry checks with its reason).
+    """
+    kept: dict[str, list[_Header]] = {}
+    dropped: list[str] = []
+    n_series = len(groups)
+    for uid, hs in groups.items():
+        keep = [h for h in hs if not _is_localizer(h)]
+        single = [h for h in keep if _n_frames(h.ds) == 1]
+        off_axis = [h for h in single if not _is_axial(h)]
+        if len(off_axis) == 1 and (len(keep) > 1 or n_series > 1):
+            keep.remove(off_axis[0])
+        dropped += [h.path.name for h in hs if h not in keep]
+        if keep:
+            kept[uid] = keep
+    if dropped:
+        log.warning(
+            "skipping %d localizer/scout image(s) in %s: %s",
+            len(dropped),
+            folder,
+            ", ".join(dropped[:5]),
+        )
+    if not kept:
+        raise InputError(f"{folder} holds only localizer/scout images, no CT series to score")
+    return kept
+
+
+CAC_THICKNESS_MM = (2.5, 3.0)
+"""Slice thickness (mm, inclusive) of a calcium-scoring reconstruction."""
+
+
+def _scoring_traits(hs: list[_Header]) -> dict[str, bool | None]:
+    """Tags of a series that say whether it is a calcium-scoring scan (None: unknown)."""
+    ds = _flat(hs[0].ds)
+    thickness = _first_float(ds.get("SliceThickness"))
+    contrast = ds.get("ContrastBolusAgent")
+    n_slices = sum(_n_frames(h.ds) for h in hs)
+    return {
+        "ct": str(ds.get("Modality", "") or "") == "CT",
+        "slices": n_slices >= MIN_SLICES,
+        "thickness": None
+        if thickness is None
+        else CAC_THICKNESS_MM[0] <= thickness <= CAC_THICKNESS_MM[1],
+        "non_contrast": not str(contrast or "").strip(),
+        "gated": ecg_gating(ds),
+    }
+
+
 def _choose(folder: Path, groups: dict[str, list[_Header]], uid: str | None) -> list[_Header]:
+    """The series to read: ``uid``, the only one, or the one calcium-scoring series by its tags.
+
+    Several series: a candidate is CT, has >= 3 slices, no ContrastBolusAgent, a
+    SliceThickness within :data:`CAC_THICKNESS_MM` and is not marked non-gated; among several
+    candidates the ECG-gated ones are preferred. One left is read (its UID logged), else an
+    error lists the series and asks for ``--series-uid``.
+    """
     listing = "; ".join(str(_info(u, hs)) for u, hs in groups.items())
-    if uid is None:
-        if len(groups) > 1:
-            raise InputError(
-                f"{folder} holds {len(groups)} series; pick one with --series-uid: {listing}"
-            )
+    if uid is not None:
+        if uid not in groups:
+            raise InputError(f"series {uid} is not in {folder}; it holds: {listing}")
+        return groups[uid]
+    if len(groups) == 1:
         return next(iter(groups.values()))
-    if uid not in groups:
-        raise InputError(f"series {uid} is not in {folder}; it holds: {listing}")
-    return groups[uid]
+    traits = {u: _scoring_traits(hs) for u, hs in groups.items()}
+    candidates = [
+        u
+        for u, t in traits.items()
+        if t["ct"]
+        and t["slices"]
+        and t["non_contrast"]
+        and t["thickness"]
+        and t["gated"] is not False
+    ]
+    gated = [u for u in candidates if traits[u]["gated"]]
+    if len(gated) >= 1:
+        candidates = gated
+    if len(candidates) == 1:
+        chosen = candidates[0]
+        log.info(
+            "%s holds %d series; reading %s, the one gated non-contrast %g-%g mm series "
+            "(pick another with --series-uid)",
+            folder,
+            len(groups),
+            chosen,
+            *CAC_THICKNESS_MM,
+        )
+        return groups[chosen]
+    why = (
+        f"{len(candidates)} of them look like a calcium-scoring series"
+        if candidates
+        else "none looks like a calcium-scoring series (gated, non-contrast, "
+        f"{CAC_THICKNESS_MM[0]:g}-{CAC_THICKNESS_MM[1]:g} mm)"
+    )
+    raise InputError(
+        f"{folder} holds {len(groups)} series; pick one with --series-uid ({why}): {listing}"
+    )
 
 
 @quiet_pydicom()
@@ -376,18 +584,25 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
         InputError: the folder does not hold one readable, complete axial CT series.
     """
     folder = Path(folder)
-    hs = _choose(folder, _group(_scan(folder)), series_uid)
-    ds0 = hs[0].ds
+    groups = _drop_localizers(folder, _group(_scan(folder)))
+    hs = _choose(folder, groups, series_uid)
+    ds0 = _flat(hs[0].ds)
     modality = str(ds0.get("Modality", "") or "unknown")
     if modality != "CT":
         uid = ds0.get("SeriesInstanceUID", "")
         raise InputError(f"series {uid} in {folder} is {modality}, not CT")
+    for h in hs:
+        if int(h.ds.get("SamplesPerPixel", 1)) != 1:
+            raise InputError(f"{h.path.name}: colour images are not supported")
+    n_files = len(hs)
+    hs = [f for h in hs for f in (_frame_headers(h) if _n_frames(h.ds) > 1 else [h])]
     if len(hs) < MIN_SLICES:
         raise InputError(f"the series in {folder} has {len(hs)} slice(s); need >= {MIN_SLICES}")
-    for h in hs:
-        if int(h.ds.get("NumberOfFrames", 1) or 1) > 1 or int(h.ds.get("SamplesPerPixel", 1)) != 1:
-            raise InputError(f"{h.path.name}: multi-frame or colour images are not supported")
     geometry, hs = _geometry(hs)
+    if geometry.slice_thickness is None:
+        thickness = _first_float(ds0.get("SliceThickness"))
+        if thickness is not None:
+            geometry = dataclasses.replace(geometry, slice_thickness=thickness)
     hu = _decode(hs, geometry.shape)
     mass = ds0.get(MASS_FACTOR_TAG)
     return Volume(
@@ -400,9 +615,12 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
         scan_id=sanitize_id(folder.resolve().name),
         source=str(folder),
         extra={
-            "n_files": len(hs),
-            "files": [str(h.path) for h in hs],
+            "n_files": n_files,
+            "files": list(dict.fromkeys(str(h.path) for h in hs)),
             "manufacturer": str(ds0.get("Manufacturer", "") or ""),
             "ecg_gated": ecg_gating(ds0),
+            # patient data for the MESA references only: never logged, never in a report
+            "patient_age": str(ds0.get("PatientAge", "") or "") or None,
+            "patient_sex": str(ds0.get("PatientSex", "") or "") or None,
         },
     )

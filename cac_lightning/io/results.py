@@ -28,6 +28,7 @@ CSV_COLUMNS = [
     "kvp",
     "slice_spacing_mm",
     *[f"{v}_{k}" for v in VESSELS_AND_TOTAL for k in SCORE_FIELDS],
+    "mesa_percentile",
 ]
 
 
@@ -60,6 +61,7 @@ def _csv_row(report: dict) -> dict:
     for v in VESSELS_AND_TOTAL:
         for k in SCORE_FIELDS:
             row[f"{v}_{k}"] = report["scores"][v][k]
+    row["mesa_percentile"] = (report.get("mesa") or {}).get("percentile")
     return row
 
 
