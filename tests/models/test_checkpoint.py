@@ -56,8 +56,12 @@ def test_version_0_file_predicts_as_main_did():
     """The labels and foreground probability main's own code gave on this file (fixture)."""
     expected = np.load(FIXTURES / "checkpoint_v0_expected.npz")
     predictor = Predictor.from_checkpoint(V0, device="cpu")
+    # Main predicted 4.5 mm pixels natively (within 2 % of the training 4.576 mm); one grid rule
+    # (data/resample.py TrainingGrid) now resamples any other spacing, so give the training
+    # spacing: the network then sees the same pixels main's code gave it.
+    spacing = predictor.spacing_mm
     labels, fg = predictor.predict(
-        expected["hu"], pixel_spacing=(4.5, 4.5), kvp=120.0, return_foreground=True
+        expected["hu"], pixel_spacing=(spacing, spacing), kvp=120.0, return_foreground=True
     )
     assert expected["labels"].any()  # a real prediction, not all background
     np.testing.assert_array_equal(labels, expected["labels"])
