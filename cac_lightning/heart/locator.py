@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from cac_lightning.errors import InputError
+from cac_lightning.sources.synthetic.render import interp_matrix
 
 __all__ = [
     "AIR_GATE_HU",
@@ -74,18 +75,6 @@ def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
     return (overlap / overlap.sum(1, keepdims=True)).astype(np.float32)
 
 
-def _linear_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """(n_out, n_in) linear interpolation between cell centres of grids of the same extent."""
-    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-    i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    w = (pos - i0).astype(np.float32)
-    m = np.zeros((n_out, n_in), dtype=np.float32)
-    m[np.arange(n_out), i0] += 1 - w
-    m[np.arange(n_out), i1] += w
-    return m
-
-
 def _separable(vol: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
     """Apply one (n_out, n_in) matrix per axis of a 3D array (z, y, x)."""
     out = np.tensordot(mats[0], vol, axes=(1, 0))  # (z', y, x)
@@ -119,7 +108,7 @@ def to_coarse(hu: np.ndarray, spacing_zyx, coarse_mm: float = COARSE_MM) -> np.n
 
 def from_coarse(coarse: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Coarse (z, y, x) -> native ``shape`` by trilinear interpolation between voxel centres."""
-    mats = [_linear_matrix(n, c) for n, c in zip(shape, coarse.shape, strict=True)]
+    mats = [interp_matrix(n, c) for n, c in zip(shape, coarse.shape, strict=True)]
     return _separable(np.asarray(coarse, dtype=np.float32), mats).astype(np.float32)
 
 

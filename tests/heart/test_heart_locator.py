@@ -12,12 +12,12 @@ from cac_lightning.heart.locator import (
     DEFAULT_WEIGHTS,
     HeartLocator,
     _area_matrix,
-    _linear_matrix,
     from_coarse,
     to_coarse,
 )
 from cac_lightning.heart.synth import make_case
 from cac_lightning.heart.train import VAL_OFFSET, dice
+from cac_lightning.sources.synthetic.render import interp_matrix
 
 WEIGHTS = __import__("pathlib").Path(__file__).parents[2] / "cac_lightning/heart/weights"
 
@@ -51,7 +51,7 @@ def test_tampered_weights_refused(tmp_path) -> None:
 def test_resampling_matrices() -> None:
     a = _area_matrix(7, 23)
     assert np.allclose(a.sum(1), 1.0)
-    assert np.allclose(_linear_matrix(9, 9), np.eye(9))
+    assert np.allclose(interp_matrix(9, 9), np.eye(9))
     # Area averaging keeps the mean of a signal (same extent on both grids).
     x = np.random.default_rng(0).random(23)
     assert np.isclose((a @ x).mean(), x.mean(), rtol=0.02)

@@ -24,7 +24,7 @@ from cac_lightning.sources.synthetic.anatomy import (
 )
 from cac_lightning.sources.synthetic.grid import Grid, ellipsoid_q, tube_distance
 
-__all__ = ["heart_box", "heart_with_fat", "render_anatomy"]
+__all__ = ["heart_box", "heart_with_fat", "interp_matrix", "render_anatomy"]
 
 
 def _ellipse2(grid: Grid, c, ax: float, ay: float, ay_post: float | None = None) -> np.ndarray:
@@ -61,8 +61,9 @@ def _paint(vol: np.ndarray, mask, box, value: float) -> None:
     vol[box][mask] = value
 
 
-def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """(n_out, n_in) linear interpolation weights between cell-centred grids."""
+def interp_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) linear interpolation weights between cell-centred grids of the same
+    extent (also the heart locator's coarse-to-native map)."""
     pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
     i0 = np.floor(pos).astype(int)
     i1 = np.minimum(i0 + 1, n_in - 1)
@@ -83,9 +84,9 @@ def _lung_texture(grid: Grid, seed: int) -> np.ndarray:
     nc = max(int(grid.fov_mm / 2.6), 4)
     ncz = max(int(grid.nz * grid.slice_mm / 4.5), 2)
     coarse = rng.standard_normal((ncz, nc, nc)).astype(np.float32)
-    mx = _interp_matrix(grid.n, nc)
+    mx = interp_matrix(grid.n, nc)
     field = np.matmul(np.matmul(mx, coarse), mx.T)  # (ncz, n, n)
-    mz = _interp_matrix(grid.nz, ncz)
+    mz = interp_matrix(grid.nz, ncz)
     out = np.tensordot(mz, field, axes=(1, 0))
     # Linear interpolation lowers the variance between lattice points: about unit SD again.
     return out * np.float32(1.0 / 0.55)
