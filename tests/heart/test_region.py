@@ -94,3 +94,16 @@ def test_real_scans_region_holds_every_expert_lesion(coca_root):
                 total += 1
                 found += bool(region.mask[z][comp == i].all())
     assert total >= 25 and found == total
+
+
+def test_non_gated_whole_chest_region_drops_bone_and_keeps_calcium():
+    """A 300-460 mm whole-chest scan with 5 mm slices (the generator's non-gated variant): the
+    region keeps every coronary calcium voxel and no dense bone (spine, ribs, sternum)."""
+    from cac_lightning.sources.synthetic.phantom import NON_GATED, SynthOptions, make_scan
+
+    scan = make_scan(4, 1, size=128, options=SynthOptions(**NON_GATED))
+    assert scan.geometry.slice_spacing == 5.0 and scan.meta["fov_mm"] >= 300
+    masks = chest_masks(scan.hu, scan.geometry.spacing_zyx)
+    assert masks.region[scan.labels > 0].all()
+    dense_bone = (scan.hu >= 400) & masks.bone
+    assert dense_bone.sum() > 100 and not (masks.region & dense_bone).any()
