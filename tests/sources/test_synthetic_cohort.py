@@ -136,6 +136,11 @@ def test_cli_generates_and_reports_stats(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "lesion peak HU" in table and "blood-pool noise SD HU" in table
     assert table.splitlines()[1].split()[-1] == "2"  # scans
+    # --split paper: the importer's rule, 2 positives -> 1 train, 1 val (demo above: 2 train)
+    argv = ["--out", str(tmp_path / "p"), "--n-scans", "2", "--size", "32", "--workers", "1"]
+    assert synth_main([*argv, "--split", "paper"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("wrote 2 scans (train 1, val 1, test 0, test_zero 0)")
 
 
 def test_cli_stats_bad_path_exit_2(tmp_path, capsys):
