@@ -4,6 +4,7 @@ Examples::
 
     cac-synth --out data/synth --n-scans 100 --seed 0            # 512 x 512, all CPU cores
     cac-synth --out /tmp/s --n-scans 20 --size 128 --workers 2   # small and fast
+    cac-synth --out data/p --n-scans 100 --split paper           # 70/10/20 by risk category
     cac-synth --stats data/synth /path/to/coca-sample            # one column per source
 """
 
@@ -20,6 +21,8 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cac_lightning.sources.synthetic.cohort import SPLIT_RULES
+
     p = argparse.ArgumentParser(
         prog="cac-synth",
         description=(
@@ -66,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         "cardiac motion blur (sources/synthetic/phantom.py NON_GATED)",
     )
     p.add_argument(
+        "--split",
+        choices=SPLIT_RULES,
+        default=SPLIT_RULES[0],
+        help="demo: positives 60/20/20; paper: positives 70/10/20 stratified by risk category, "
+        "as cac-import-coca (default demo; zero-calcium scans go to test_zero either way)",
+    )
+    p.add_argument(
         "--workers", type=int, default=None, metavar="W", help="processes (default: CPU count)"
     )
     return p
@@ -87,7 +97,13 @@ def _generate(args: argparse.Namespace) -> int:
     if args.stent_fraction is not None:
         options["stent_fraction"] = args.stent_fraction
     manifest = generate_cohort(
-        args.out, args.n_scans, seed=args.seed, size=args.size, workers=args.workers, **options
+        args.out,
+        args.n_scans,
+        seed=args.seed,
+        size=args.size,
+        workers=args.workers,
+        split=args.split,
+        **options,
     )
     counts = Counter(r.split for r in read_manifest(manifest))
     splits = ", ".join(f"{k} {counts[k]}" for k in ("train", "val", "test", "test_zero"))

@@ -18,7 +18,8 @@ REQUIRED = {
     "output classes", "loss", "focal α", "focal γ", "sampler balance", "epoch size", "batch size",
     "optimiser", "learning rate", "decay per epoch", "decay factor", "stopping rule",
     "stopping statistic", "stopping margin", "checkpoint selection", "augmentation", "noise rule",
-    "scoring", "splits", "zero-calcium test set", "precision", "memory format",
+    "scoring", "splits", "splits (synthetic cohort)", "zero-calcium test set", "precision",
+    "memory format",
     "Agatston slice factor",
 }  # fmt: skip
 
@@ -125,3 +126,22 @@ def test_changing_one_paper_value_fails_the_card(configs):
         "paper_unet: data.batch_size = 8, but the recipe card says 4 "
         "(row 'batch size', paper section 2.4)"
     ]
+
+
+def test_paper_experiments_split_the_synthetic_cohort_by_the_paper_rule(configs):
+    """``experiment=paper_*`` hands ``split: paper`` to the cohort generator; the default stays
+    the generator's own ``demo`` rule, so existing cohorts keep their splits."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from cac_lightning.config import CONF_DIR
+    from cac_lightning.sources.synthetic import SPLIT_RULES
+
+    for e in EXPERIMENTS:
+        assert configs[e].data.synthetic.split == "paper", e
+        assert configs[e].data.make_cohort._target_.endswith("synthetic.prepare_cohort"), e
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        default = compose(config_name="train")
+    GlobalHydra.instance().clear()
+    assert default.data.synthetic.split == SPLIT_RULES[0] == "demo"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -13,7 +14,14 @@ from cac_lightning.io import read_label_map, read_volume
 from cac_lightning.io.manifest import read_manifest
 from cac_lightning.scoring import score_scan
 from cac_lightning.scoring.lesions import SCORE_METRICS
-from cac_lightning.sources.synthetic import assign_splits, generate_cohort
+from cac_lightning.scoring.risk import risk_category
+from cac_lightning.sources.splits import paper_splits
+from cac_lightning.sources.synthetic import (
+    assign_splits,
+    cohort_split_rule,
+    generate_cohort,
+    prepare_cohort,
+)
 from cac_lightning.vessels import VESSELS
 
 
@@ -128,8 +136,62 @@ def test_cli_generates_and_reports_stats(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "lesion peak HU" in table and "blood-pool noise SD HU" in table
     assert table.splitlines()[1].split()[-1] == "2"  # scans
+    # --split paper: the importer's rule, 2 positives -> 1 train, 1 val (demo above: 2 train)
+    argv = ["--out", str(tmp_path / "p"), "--n-scans", "2", "--size", "32", "--workers", "1"]
+    assert synth_main([*argv, "--split", "paper"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("wrote 2 scans (train 1, val 1, test 0, test_zero 0)")
 
 
 def test_cli_stats_bad_path_exit_2(tmp_path, capsys):
     assert synth_main(["--stats", str(tmp_path)]) == 2
     assert "neither a cohort folder" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def paper_cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "paper"
+    return generate_cohort(out, 10, seed=2, size=32, workers=1, split="paper")
+
+
+def test_paper_split_rule_is_the_coca_importers(paper_cohort):
+    """``split="paper"``: positives 70/10/20 by the importer's :func:`paper_splits` (stratified by
+    risk category), zero-calcium scans to test_zero; synthetic.json records the rule."""
+    rows = read_manifest(paper_cohort)
+    agatston = {r.patient_id: r.ref["total"]["agatston"] for r in rows}
+    # 10 scans, scans 4 and 9 calcium-free: 8 positives -> split_counts(8) = 5 / 1 / 2
+    assert Counter(r.split for r in rows) == {"train": 5, "val": 1, "test": 2, "test_zero": 2}
+    assert {r.patient_id for r in rows if r.split == "test_zero"} == {
+        p for p, a in agatston.items() if a == 0.0
+    }
+    assert {r.patient_id: r.split for r in rows} == paper_splits(agatston, seed=2)
+    # stratified: within each risk category every split holds its share to within one scan
+    positive = [r for r in rows if r.split != "test_zero"]
+    for cat in {risk_category(agatston[r.patient_id]) for r in positive}:
+        per = Counter(r.split for r in positive if risk_category(agatston[r.patient_id]) == cat)
+        n = sum(per.values())
+        for split, share in zip(("train", "val", "test"), (5 / 8, 1 / 8, 2 / 8), strict=True):
+            assert abs(per[split] - share * n) < 1.5, (cat, per)
+    info = json.loads((paper_cohort.parent / "synthetic.json").read_text())
+    assert info["split_rule"] == "paper"
+    assert [s["split"] for s in info["scans"]] == [r.split for r in rows]
+
+
+def test_demo_cohort_records_no_rule_and_is_not_reused_as_paper(cohort, paper_cohort):
+    """A cohort made under one rule is refused under the other, in one line, and left as is."""
+    demo_dir, paper_dir = cohort.parent, paper_cohort.parent
+    assert "split_rule" not in json.loads((demo_dir / "synthetic.json").read_text())
+    assert cohort_split_rule(demo_dir) == "demo" and cohort_split_rule(paper_dir) == "paper"
+    before = (paper_dir / "manifest.csv").read_bytes()
+    for folder, asked in ((demo_dir, "paper"), (paper_dir, "demo")):
+        with pytest.raises(
+            InputError, match=f"split by the '.*' rule, this run asks for '{asked}'"
+        ):
+            prepare_cohort(folder, generate=False, n_scans=5, seed=1, size=48, split=asked)
+    with pytest.raises(InputError, match="split by the 'paper' rule"):
+        prepare_cohort(paper_dir, generate=False, n_scans=10, seed=2, size=32)  # default: demo
+    prepare_cohort(paper_dir, generate=False, n_scans=10, seed=2, size=32, split="paper")
+    prepare_cohort(demo_dir, generate=False, n_scans=5, seed=1, size=48, split="demo")
+    assert (paper_dir / "manifest.csv").read_bytes() == before
+    with pytest.raises(InputError, match="unknown split rule 'coca'"):
+        generate_cohort(demo_dir.parent / "new", 1, size=32, split="coca")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from cac_lightning.sources.synthetic.cohort import (
     COHORT_VERSION,
+    SPLIT_RULES,
     assign_splits,
+    cohort_split_rule,
     cohort_version,
     generate_cohort,
     prepare_cohort,
@@ -33,9 +35,11 @@ from cac_lightning.sources.synthetic.phantom import (
 
 __all__ = [
     "COHORT_VERSION",
+    "SPLIT_RULES",
     "SynthOptions",
     "SynthScan",
     "assign_splits",
+    "cohort_split_rule",
     "cohort_version",
     "generate_cohort",
     "is_sternotomy_scan",

@@ -3,7 +3,7 @@
 Layout of ``out_dir`` (created atomically: a cohort appears whole or not at all)::
 
     manifest.csv              scan_id, patient_id, image, label, split, ref_<vessel>_<score>
-    synthetic.json            seed, size, options and what each scan contains
+    synthetic.json            seed, size, options, split rule and what each scan contains
     images/SYN0000/IM-0001.dcm ...   one CT series per scan (RescaleIntercept -1024, 120 kVp)
     labels/SYN0000.nii.gz     calcium labels in the series geometry (0 bg, 1 LM, 2 LAD, 3 CX, 4 RCA)
 
@@ -30,7 +30,9 @@ from cac_lightning.workers import parent_bound_pool
 
 __all__ = [
     "COHORT_VERSION",
+    "SPLIT_RULES",
     "assign_splits",
+    "cohort_split_rule",
     "cohort_version",
     "generate_cohort",
     "prepare_cohort",
@@ -49,6 +51,14 @@ sternal wires and surgical clips, :func:`~.plaques.sample_findings`). A cohort f
 without it is version 1."""
 
 
+SPLIT_RULES = ("demo", "paper")
+"""How :func:`generate_cohort` splits a cohort: ``demo`` (the default) is :func:`assign_splits`,
+``paper`` the COCA importer's rule, :func:`cac_lightning.sources.splits.paper_splits`
+(positives 70/10/20 stratified by risk category). Either way zero-calcium scans go to
+``test_zero``. ``synthetic.json`` records ``split_rule`` for a ``paper`` cohort only, so a
+``demo`` cohort keeps the bytes it had before the option existed."""
+
+
 def cohort_version(folder: str | Path) -> int | None:
     """The generator version of the cohort in ``folder`` (None when it has no
     ``synthetic.json``, i.e. it is not a generated cohort)."""
@@ -56,6 +66,15 @@ def cohort_version(folder: str | Path) -> int | None:
     if not path.is_file():
         return None
     return int(json.loads(path.read_text()).get("version", 1))
+
+
+def cohort_split_rule(folder: str | Path) -> str | None:
+    """The split rule (:data:`SPLIT_RULES`) of the cohort in ``folder`` (None when it has no
+    ``synthetic.json``; ``demo`` when that file records none)."""
+    path = Path(folder) / INFO_NAME
+    if not path.is_file():
+        return None
+    return str(json.loads(path.read_text()).get("split_rule", SPLIT_RULES[0]))
 
 
 def prepare_cohort(data_dir: str | os.PathLike, *, generate: bool, **options) -> None:
@@ -68,12 +87,13 @@ def prepare_cohort(data_dir: str | os.PathLike, *, generate: bool, **options) ->
     Args:
         data_dir: the cohort's folder.
         generate: generate the cohort (:func:`generate_cohort`) into ``data_dir``; False: only
-            check the generator version of a cohort already there.
-        **options: :func:`generate_cohort` arguments (``n_scans``, ``seed``, ``size``, ...).
+            check the generator version and split rule of a cohort already there.
+        **options: :func:`generate_cohort` arguments (``n_scans``, ``seed``, ``size``,
+            ``split``, ...).
 
     Raises:
-        InputError: ``data_dir`` holds a cohort of another generator version (one line: delete
-            it or choose another folder); nothing is written.
+        InputError: ``data_dir`` holds a cohort of another generator version or split rule
+            (one line: delete it or choose another folder); nothing is written.
     """
     if generate:
         log.info("generating synthetic cohort %s in %s", options, data_dir)
@@ -84,6 +104,13 @@ def prepare_cohort(data_dir: str | os.PathLike, *, generate: bool, **options) ->
         raise InputError(
             f"{data_dir} holds a synthetic cohort of generator version {version}, "
             f"this one writes version {COHORT_VERSION}: delete the folder to regenerate it, "
+            "or set data.data_dir"
+        )
+    rule, wanted = cohort_split_rule(data_dir), options.get("split", SPLIT_RULES[0])
+    if rule is not None and rule != wanted:
+        raise InputError(
+            f"{data_dir} holds a synthetic cohort split by the {rule!r} rule, this run asks for "
+            f"{wanted!r} (data.synthetic.split): delete the folder to regenerate it, "
             "or set data.data_dir"
         )
 
@@ -134,6 +161,19 @@ def assign_splits(is_zero: list[bool], seed: int = 0) -> list[str]:
         for i in members:
             out[i] = name
     return out
+
+
+def _split(results: list[dict], seed: int, rule: str) -> list[str]:
+    """Splits of the written scans (in index order) under ``rule`` (:data:`SPLIT_RULES`)."""
+    agatston = [r["ref"]["total"]["agatston"] for r in results]
+    if rule == SPLIT_RULES[0]:
+        return assign_splits([a == 0.0 for a in agatston], seed)
+    from cac_lightning.sources.splits import paper_splits
+
+    by_pid = paper_splits(
+        {r["patient_id"]: a for r, a in zip(results, agatston, strict=True)}, seed
+    )
+    return [by_pid[r["patient_id"]] for r in results]
 
 
 def _uid(seed: int, index: int, what: str) -> str:
@@ -199,6 +239,7 @@ def generate_cohort(
     seed: int = 0,
     size: int = 512,
     workers: int | None = None,
+    split: str = "demo",
     **options,
 ) -> Path:
     """Generate ``n_scans`` synthetic gated cardiac CT scans into the new folder ``out_dir``.
@@ -212,6 +253,7 @@ def generate_cohort(
         size: in-plane matrix (16..1024 pixels); the FOV stays 165-230 mm, so spacing grows
             as ``size`` shrinks.
         workers: processes (default: CPU count; 1 runs in this process).
+        split: the split rule, one of :data:`SPLIT_RULES` (default ``demo``).
         **options: :class:`SynthOptions` fields (``zero_fraction``, ``stent_fraction``, ...).
 
     Returns:
@@ -228,6 +270,8 @@ def generate_cohort(
         raise InputError(f"size must be a whole number in 16..1024, got {size}")
     if workers is not None and (int(workers) != workers or workers < 1):
         raise InputError(f"workers must be a whole number >= 1, got {workers}")
+    if split not in SPLIT_RULES:
+        raise InputError(f"unknown split rule {split!r}; choose from {', '.join(SPLIT_RULES)}")
     opts = SynthOptions.from_dict(options)
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -241,7 +285,7 @@ def generate_cohort(
         else:
             with parent_bound_pool(workers) as pool:  # workers die with this process
                 results = list(pool.map(_write_one, jobs))
-        splits = assign_splits([r["ref"]["total"]["agatston"] == 0.0 for r in results], seed)
+        splits = _split(results, seed, split)
         rows = [
             ManifestRow(
                 scan_id=r["scan_id"],
@@ -261,6 +305,7 @@ def generate_cohort(
             "n_scans": n_scans,
             "size": size,
             "options": opts.to_dict(),
+            **({"split_rule": split} if split != SPLIT_RULES[0] else {}),
             "scans": [
                 {"scan_id": r["scan_id"], "split": s, **r["meta"]}
                 for r, s in zip(results, splits, strict=True)
