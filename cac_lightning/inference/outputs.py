@@ -28,10 +28,12 @@ def _figure(width_px: int, height_px: int):
     return new_figure(width_px / 100, height_px / 100, layout=None)
 
 
-def _legend(ax, scores: dict | None = None) -> None:
+def _legend(ax, scores: dict | None = None, region: bool = False) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor="none", edgecolor=REGION_COLOR, label="heart region")]
+    handles = []
+    if region:
+        handles.append(Patch(facecolor="none", edgecolor=REGION_COLOR, label="heart region"))
     for v in VESSELS:
         label = v if scores is None else f"{v}: {scores[v]['agatston']:.1f}"
         handles.append(Patch(color=np.asarray(VESSEL_COLORS[v]) / 255, label=label))
@@ -69,7 +71,7 @@ def write_overlays(
             ax.contour(region[z], [0.5], colors=[REGION_COLOR], linewidths=0.8)
         ax.set_axis_off()
         fig.suptitle(f"{vol.scan_id}  slice {z}", fontsize=10)
-        _legend(ax)
+        _legend(ax, region=region is not None)
         path = out_dir / f"slice_{int(z):03d}.png"
         _save(fig, path)
         written.append(path)
@@ -89,7 +91,7 @@ def write_overlays(
         f"{vol.scan_id}: Agatston {total:.1f} ({report['risk_category']}, {report['cac_drs']})",
         fontsize=11,
     )
-    _legend(ax, report["scores"])
+    _legend(ax, report["scores"], region=region is not None)
     path = out_dir / "summary.png"
     _save(fig, path)
     written.append(path)

@@ -89,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
             tot["inside"] += inside
             tot["lesions"] += n
             if predictor is not None:
-                predictor.set_heart("off")
                 pred = predictor.predict(vol, region=region)
                 got, ref = judge.agatston(hu, pred, ps, st), judge.agatston(hu, lab, ps, st)
                 fp = np.zeros_like(pred)
