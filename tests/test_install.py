@@ -71,7 +71,8 @@ def test_wheel_ships_every_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {n for n in names if n.startswith("cac_lightning/conf/") and n.endswith(".yaml")}
     in_tree = {
-        p.relative_to(ROOT).as_posix() for p in (ROOT / "cac_lightning" / "conf").rglob("*.yaml")
+        "cac_lightning/conf/" + p.relative_to(ROOT / "conf").as_posix()
+        for p in (ROOT / "conf").rglob("*.yaml")
     }
     assert in_tree and shipped == in_tree
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
