@@ -91,13 +91,19 @@ def sanitize_id(name: str) -> str:
 
 @contextlib.contextmanager
 def quiet_pydicom() -> Iterator[None]:
-    """Silence pydicom's value-validation warnings (e.g. on anonymised UIDs).
+    """Silence pydicom's value-validation warnings and their log lines (e.g. on anonymised UIDs).
 
     Also a decorator: ``@quiet_pydicom()``.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
-        yield
+    logger = logging.getLogger("pydicom")  # pydicom also logs each warning
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _reason(err: BaseException) -> str:

@@ -12,14 +12,24 @@ What a SEG carries from its source series (it must reference that series to be u
 * ``deidentify=True`` (``cac-score --seg-deidentified``): those nine are left empty and the
   SEG says ``PatientIdentityRemoved = YES``; only the UIDs above remain.
 
-Values are validated first: an invalid UID (not dotted digits, over 64 characters) is
-refused with one line, since the SEG could not reference its source; a text value longer
+Values are validated first: a missing UID, one over 64 characters or one with characters
+other than digits and dots is refused with one line, since the SEG could not reference its
+source. A UID of digits and dots that is still not a valid DICOM UID (a root other than 0, 1
+or 2, or a component with a leading zero, as some anonymisers write: the public COCA scans'
+UIDs look like ``6.2689...`` and ``2.0724...``) would make the object unreadable to strict
+readers (dcmtk's ``dsrdump`` refuses such an SR); it is replaced by a valid UID derived from
+it (:func:`derived_uid`: ``2.25.<hash>``, the same for the same source UID, so the SEG and
+the SR still agree), with one warning saying the object will not link to those files in a
+PACS. A text
+value longer
 than its DICOM value representation allows is truncated, and a malformed date or time is
 left empty, each with a warning naming the attribute (never the value).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import re
 import warnings
@@ -37,7 +47,9 @@ __all__ = [
     "HEART_SEGMENT",
     "UID_KEYWORDS",
     "check_uid",
+    "derived_uid",
     "mark_deidentified",
+    "quietly",
     "read_sources",
     "write_seg",
 ]
@@ -87,7 +99,10 @@ IMAGE_KEYWORDS = (
     "HighBit",
     "PixelRepresentation",
 )
-UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+UID_RE = re.compile(r"([01]\.([0-9]|[1-3][0-9])|2\.(0|[1-9][0-9]*))(\.(0|[1-9][0-9]*))*")
+"""A valid DICOM UID (PS3.5 9.1): an ISO OID (root 0 or 1 with a second arc up to 39, or
+root 2), no leading zeros."""
+DOTTED_DIGITS = re.compile(r"[0-9]+(\.[0-9]+)*")
 DA_RE = re.compile(r"\d{8}")
 TM_RE = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
 # SNOMED CT anatomic regions of the segments.
@@ -99,13 +114,55 @@ VESSEL_CODES = {
 }
 
 
-def check_uid(keyword: str, value: object, where: str) -> str:
-    """``value`` when it is a valid DICOM UID, else :class:`InputError` naming ``keyword``."""
-    uid = str(value or "")
-    if not uid or len(uid) > 64 or not UID_RE.fullmatch(uid):
-        why = "missing" if not uid else f"not a valid DICOM UID ({len(uid)} characters)"
-        raise InputError(f"{where}: source {keyword} is {why}; cannot write a SEG referencing it")
-    return uid
+def quietly(func):
+    """Decorator: run a DICOM writer with pydicom's per-value warnings silenced (one warning of
+    ours per malformed source UID says it instead, see :func:`check_uid`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from cac_lightning.io.dicom import quiet_pydicom
+
+        with quiet_pydicom():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def derived_uid(uid: str) -> str:
+    """A valid UID standing for the malformed ``uid``: ``2.25.`` and 128 bits of its SHA-256
+    (the UUID-derived root of PS3.5 B.2), the same for the same ``uid``."""
+    return "2.25." + str(int.from_bytes(hashlib.sha256(uid.encode()).digest()[:16], "big"))
+
+
+def check_uid(keyword: str, value: object, where: str, replaced: set[str] | None = None) -> str:
+    """The UID to reference for source attribute ``keyword``.
+
+    Valid: ``value`` itself. Digits and dots but malformed (and not the SOP class):
+    :func:`derived_uid`, with ``keyword`` added to ``replaced``. Otherwise (missing, over 64
+    characters, other characters): :class:`InputError` naming ``keyword``.
+    """
+    uid = str(value or "").strip()
+    if uid and len(uid) <= 64 and UID_RE.fullmatch(uid):
+        return uid
+    if uid and len(uid) <= 64 and DOTTED_DIGITS.fullmatch(uid) and keyword != "SOPClassUID":
+        if replaced is not None:
+            replaced.add(keyword)
+        return derived_uid(uid)
+    why = "missing" if not uid else f"not a valid DICOM UID ({len(uid)} characters)"
+    raise InputError(f"{where}: source {keyword} is {why}; cannot write a SEG referencing it")
+
+
+def _valid_date(text: str) -> bool:
+    """YYYYMMDD, a calendar date from 1900 on (earlier: an anonymiser's placeholder such as
+    00010101, which strict validators reject)."""
+    import datetime
+
+    if not DA_RE.fullmatch(text):
+        return False
+    try:
+        return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:])).year >= 1900
+    except ValueError:
+        return False
 
 
 def _clean_text(keyword: str, value: object, where: str, warned: set[str]) -> str:
@@ -114,7 +171,7 @@ def _clean_text(keyword: str, value: object, where: str, warned: set[str]) -> st
     text = str(value if value is not None else "")
     text = "".join(ch for ch in text if ch.isprintable())
     fixed = text
-    if vr == "DA" and text and not DA_RE.fullmatch(text):
+    if vr == "DA" and text and not _valid_date(text):
         fixed = ""
     elif vr == "TM" and text and not TM_RE.fullmatch(text):
         fixed = ""
@@ -145,17 +202,26 @@ def _source_copies(sources, where: str, deidentify: bool):
     if len(study) != 1:
         raise InputError(f"{where}: the series' files belong to {len(study)} studies")
     out = []
+    replaced: set[str] = set()
     for ds in sources:
         new = Dataset()
         new.file_meta = ds.file_meta
         for kw in UID_KEYWORDS:
-            setattr(new, kw, check_uid(kw, ds.get(kw), where))
+            setattr(new, kw, check_uid(kw, ds.get(kw), where, replaced))
         for kw in IMAGE_KEYWORDS:
             if kw in ds:
                 new[kw] = ds[kw]
         for kw in COPIED_KEYWORDS:
             setattr(new, kw, "" if deidentify else _clean_text(kw, ds.get(kw), where, warned))
         out.append(new)
+    if replaced:
+        log.warning(
+            "%s: source %s not valid DICOM UIDs (an anonymiser's?); the object references "
+            "valid UIDs derived from them (2.25.<hash>), so it will not link to these files "
+            "in a PACS",
+            where,
+            ", ".join(kw for kw in UID_KEYWORDS if kw in replaced),
+        )
     return out
 
 
@@ -168,7 +234,7 @@ def read_sources(vol: Volume, deidentify: bool, option: str) -> list:
         option: the command-line option asking for the object, for the error message.
 
     Raises:
-        InputError: not a DICOM input, or an invalid source UID.
+        InputError: not a DICOM input, or a missing or over-long source UID.
     """
     import pydicom
 
@@ -179,7 +245,7 @@ def read_sources(vol: Volume, deidentify: bool, option: str) -> list:
         raise InputError(f"{vol.scan_id}: {option} needs a DICOM series input")
     with quiet_pydicom():
         sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    return _source_copies(sources, vol.scan_id, deidentify)
+        return _source_copies(sources, vol.scan_id, deidentify)
 
 
 def mark_deidentified(ds) -> None:
@@ -188,6 +254,7 @@ def mark_deidentified(ds) -> None:
     ds.DeidentificationMethod = "cac-lightning: patient and study attributes left empty"
 
 
+@quietly
 def write_seg(
     path: Path,
     vol: Volume,

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from cac_lightning import __version__
 from cac_lightning.io.atomic import atomic_path
+from cac_lightning.io.seg import quietly
 from cac_lightning.vessels import VESSELS
 from cac_lightning.volume import Volume
 
@@ -142,6 +143,7 @@ def _measurements(hd, scores: dict) -> list:
     return out
 
 
+@quietly
 def write_sr(
     path: Path,
     vol: Volume,

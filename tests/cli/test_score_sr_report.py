@@ -181,3 +181,43 @@ def test_sr_and_report_need_a_checkpoint(tmp_path, make_small_series, capsys):
     series = make_small_series(tmp_path / "s", 14)
     assert main([str(series), "--mask", str(series), "--out", str(tmp_path / "o"), "--sr"]) == 2
     assert "--sr and --report need --ckpt" in capsys.readouterr().err
+
+
+def test_sr_on_a_real_coca_scan_with_anonymised_uids(tmp_path, coca_root, lad_ckpt, caplog):
+    """COCA's anonymiser writes UIDs with illegal roots and leading zeros: the SEG and SR
+    reference valid UIDs derived from them, read back in dcmtk and highdicom with the JSON's
+    numbers, and say so in one warning."""
+    import logging
+
+    import highdicom as hd
+
+    from cac_lightning.io.seg import derived_uid
+
+    series = next((coca_root / "Gated_release_final" / "patient" / "2").iterdir())
+    out = tmp_path / "out"
+    args = [str(series), "--ckpt", str(lad_ckpt), "--out", str(out), "--device", "cpu"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*args, "--heart", "off", "--seg", "--sr", "--report"]) == 0
+    assert "not valid DICOM UIDs" in caplog.text
+    (js,) = out.glob("*.json")
+    report = json.loads(js.read_text())
+    (sr_path,) = out.glob("*_sr.dcm")
+    (seg_path,) = out.glob("*_seg.dcm")
+    src = pydicom.dcmread(next(series.glob("*.dcm")), stop_before_pixels=True)
+    sr, seg = pydicom.dcmread(sr_path), pydicom.dcmread(seg_path, stop_before_pixels=True)
+    assert sr.StudyInstanceUID == seg.StudyInstanceUID == derived_uid(src.StudyInstanceUID)
+    groups = hd.sr.srread(sr_path).content.get_volumetric_roi_measurement_groups()
+    for g in groups:
+        vessel = next(
+            v for v in VESSELS_AND_TOTAL if SR_CODES[v][0] == g.finding_sites[0].value.value
+        )
+        (m,) = g.get_measurements(name=hd.sr.CodedConcept(*SR_CODES["agatston"]))
+        assert m.value == pytest.approx(report["scores"][vessel]["agatston"])
+    if shutil.which("dsrdump"):
+        run = subprocess.run(["dsrdump", str(sr_path)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    if shutil.which("dciodvfy"):
+        for path in (sr_path, seg_path):
+            run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+            text = run.stdout + run.stderr
+            assert [x for x in text.splitlines() if x.startswith("Error")] == [], path.name

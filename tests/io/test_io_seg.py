@@ -70,6 +70,20 @@ def test_seg_deidentified_variant(tmp_path):
     assert str(src.PatientName).encode() not in raw and str(src.PatientID).encode() not in raw
 
 
+def test_malformed_digit_uids_replaced_by_derived_ones(tmp_path, caplog):
+    from cac_lightning.io.seg import UID_RE, derived_uid
+
+    bad = "6.0724.1"  # illegal root and a leading zero, as COCA's anonymiser writes
+    vol = read_volume(_series(tmp_path / "s", StudyInstanceUID=bad, StudyDate="00010101"))
+    with caplog.at_level(logging.WARNING):
+        seg = pydicom.dcmread(write_seg(tmp_path / "a_seg.dcm", vol, _labels(vol)))
+    assert seg.StudyInstanceUID == derived_uid(bad) != bad
+    assert UID_RE.fullmatch(derived_uid(bad)) and derived_uid(bad) == derived_uid(bad)
+    assert derived_uid(bad) != derived_uid("6.0724.2")
+    assert "StudyInstanceUID not valid DICOM UIDs" in caplog.text
+    assert seg.StudyDate == ""  # a placeholder date before 1900 is not a study date
+
+
 def test_invalid_uid_refused(tmp_path):
     vol = read_volume(_series(tmp_path / "s", StudyInstanceUID="a/b"))
     with pytest.raises(InputError, match="StudyInstanceUID is not a valid DICOM UID"):
