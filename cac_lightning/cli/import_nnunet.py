@@ -6,10 +6,12 @@ Example::
 
 reads ``PRED_DIR/<case>.nii.gz`` (``nnUNetv2_predict``'s output) for every scan of the chosen
 splits (default: ``test`` and ``test_zero``), scores each against the manifest's reference with
-our scorer on native voxels and writes ``RUN_DIR/metrics.json`` (``write_summary``'s schema plus
-``arm`` and ``seed``) and ``RUN_DIR/records.jsonl``; ``cac-compare`` then takes RUN_DIR as an
-arm. Prints one line per scan and the headline table. Bad input (missing predictions, all named;
-a prediction on another grid; RUN_DIR not empty): one line, exit 2, nothing written.
+our scorer on native voxels (predictions kept inside the heart region as our Predictor keeps
+its own; ``--heart off``: as written) and writes ``RUN_DIR/metrics.json`` (``write_summary``'s
+schema plus ``arm`` and ``seed``) and ``RUN_DIR/records.jsonl``; ``cac-compare`` then takes
+RUN_DIR as an arm. Prints one line per scan and the headline table. Bad input (missing
+predictions, all named; a prediction on another grid; RUN_DIR not empty): one line, exit 2,
+nothing written.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cac_lightning.heart.region import HEART_METHODS
     from cac_lightning.io.manifest import SPLITS
 
     p = argparse.ArgumentParser(
@@ -47,19 +50,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="split to score, repeatable (default: test and test_zero, those the manifest has; "
         "val with nnU-Net's fold_0/validation folder)",
     )
+    p.add_argument(
+        "--heart",
+        choices=HEART_METHODS,
+        default=None,
+        help="keep predicted calcium inside the heart region found this way, as our Predictor "
+        "does for our arms (default: the Predictor's default, auto); off: score nnU-Net's "
+        "label maps exactly as written",
+    )
     return p
 
 
 def _main(argv: list[str] | None = None) -> int:
     from cac_lightning.evaluation.summary import summary_table
-    from cac_lightning.nnunet.predictions import score_predictions, write_run
+    from cac_lightning.nnunet.predictions import default_heart, score_predictions, write_run
 
     args = build_parser().parse_args(argv)
+    heart = default_heart() if args.heart is None else args.heart
     records = score_predictions(
-        args.pred_dir, args.data_dir, args.split, progress=lambda line: print(line, flush=True)
+        args.pred_dir,
+        args.data_dir,
+        args.split,
+        heart=heart,
+        progress=lambda line: print(line, flush=True),
     )
     source = {
         "kind": "nnunetv2",
+        "heart": heart,
         "predictions": str(args.pred_dir),
         "data_dir": str(args.data_dir),
         "splits": sorted({r.split for r in records}),

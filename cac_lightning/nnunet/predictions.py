@@ -10,24 +10,64 @@ own threshold, so calcium below it is dropped, as the Predictor's HU gate drops 
 :func:`~cac_lightning.evaluation.tables.metrics_by_split` -> ``metrics.json`` in
 :func:`~cac_lightning.evaluation.summary.write_summary`'s schema, with the run's ``arm`` and
 ``seed`` on top so ``cac-compare`` takes it as an arm.
+
+Before scoring, a prediction is kept inside the scan's heart region as our Predictor keeps its
+own (:func:`~cac_lightning.heart.find_heart`, the Predictor's default method; a scan where none
+is found keeps its calcium anywhere, with a warning, as in our evaluation), so both arms get the
+same post-processing; ``heart="off"`` scores nnU-Net's label maps exactly as it wrote them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cac_lightning.errors import InputError
 from cac_lightning.evaluation.records import ScanRecord, scan_record
 from cac_lightning.io.manifest import SPLITS, ManifestRow, read_manifest
 from cac_lightning.nnunet.layout import FILE_ENDING, TEST_SPLITS
 
-__all__ = ["prediction_ending", "score_predictions", "select_rows", "write_run"]
+__all__ = [
+    "default_heart",
+    "keep_in_heart",
+    "prediction_ending",
+    "score_predictions",
+    "select_rows",
+    "write_run",
+]
+
+log = logging.getLogger(__name__)
 
 _LISTED = 10  # missing cases named in the error line
+
+
+def default_heart() -> str:
+    """The heart method our Predictor uses by default (``Predictor.default_heart``)."""
+    from cac_lightning.inference.predictor import Predictor
+
+    return Predictor.default_heart
+
+
+def keep_in_heart(labels, volume, method: str):
+    """``labels`` with everything outside ``volume``'s heart region set to 0 (``method`` of
+    :data:`~cac_lightning.heart.HEART_METHODS`; ``off`` or no region found: unchanged)."""
+    from cac_lightning.heart import DEFAULT_MARGIN_MM, NoHeartError, find_heart
+
+    spacing = tuple(float(s) for s in volume.geometry.spacing_zyx)
+    try:
+        region = find_heart(volume.hu, spacing, method=method, margin_mm=DEFAULT_MARGIN_MM)
+    except NoHeartError as err:
+        log.warning("%s: %s; calcium is kept anywhere", volume.scan_id, err)
+        return labels
+    if region is None:
+        return labels
+    return np.where(region.mask, labels, 0).astype(labels.dtype, copy=False)
 
 
 def prediction_ending(pred_dir: Path) -> str:
@@ -73,6 +113,7 @@ def score_predictions(
     splits: Sequence[str] | None = None,
     scoring: Any = None,
     *,
+    heart: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[ScanRecord]:
     """Per-scan records of nnU-Net's predictions against the manifest's references.
@@ -83,6 +124,9 @@ def score_predictions(
         splits: our splits to score (None: ``test`` and ``test_zero``, those present).
         scoring: scoring settings (``ScoringConfig``, a mapping of its fields, or None:
             defaults, as our own runs use).
+        heart: keep predictions inside the heart region found by this method
+            (:data:`~cac_lightning.heart.HEART_METHODS`; None: the Predictor's default; ``off``:
+            score the label maps as written).
         progress: called with one line per scored scan.
 
     Returns:
@@ -93,8 +137,11 @@ def score_predictions(
             scans of the splits (all named, before any is read), or a prediction that is not a
             label map on its scan's grid.
     """
+    from cac_lightning.heart.region import DEFAULT_MARGIN_MM, check_heart_settings
     from cac_lightning.io import read_label_map, read_volume
 
+    heart = default_heart() if heart is None else heart
+    check_heart_settings(heart, DEFAULT_MARGIN_MM)
     pred_dir, data_dir = Path(pred_dir), Path(data_dir)
     if not pred_dir.is_dir():
         raise InputError(f"prediction folder {pred_dir} does not exist")
@@ -111,6 +158,8 @@ def score_predictions(
         vol = read_volume(row.image)
         ref = read_label_map(row.label, vol.geometry)
         pred = read_label_map(pred_dir / f"{row.scan_id}{ending}", vol.geometry)
+        vol.scan_id = row.scan_id
+        pred = keep_in_heart(pred, vol, heart)
         rec = scan_record(
             row.scan_id,
             row.split,

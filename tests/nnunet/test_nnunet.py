@@ -105,7 +105,12 @@ def test_nnunet_plans_and_preprocesses_the_export(exported):
     pre = exported / "nnUNet_preprocessed" / DATASET
     splits_before = (pre / "splits_final.json").read_text()
     tool = Path(sys.executable).parent / "nnUNetv2_plan_and_preprocess"
-    cmd = [str(tool)] if tool.exists() else [shutil.which("nnUNetv2_plan_and_preprocess") or ""]
+    entry = "plan_and_preprocess_entrypoints import plan_and_preprocess_entry as main; main()"
+    cmd = (
+        [str(tool)]
+        if tool.exists()
+        else [sys.executable, "-c", f"from nnunetv2.experiment_planning.{entry}"]
+    )
     env = {
         **os.environ,
         "nnUNet_raw": str(exported / "nnUNet_raw"),
@@ -135,10 +140,12 @@ def test_nnunet_plans_and_preprocesses_the_export(exported):
     assert ct["percentile_00_5"] >= DEFAULT_THRESHOLD_HU
 
 
-def _write_predictions(exported: Path, cohort: Path, pred: Path, drop: dict[str, int]) -> None:
+def _write_predictions(
+    exported: Path, cohort: Path, pred: Path, drop: dict[str, int], add: dict | None = None
+) -> None:
     """Reference label maps as ``nnUNetv2_predict`` writes them: ``pred/<case>.nii.gz`` with the
     geometry of the case's ``imagesTs`` input, and its ``dataset.json``; ``drop``: case -> a
-    label removed from that case's prediction."""
+    label removed from that case's prediction; ``add``: case -> (bool mask, label) set."""
     import SimpleITK as sitk
 
     raw = exported / "nnUNet_raw" / DATASET
@@ -151,6 +158,9 @@ def _write_predictions(exported: Path, cohort: Path, pred: Path, drop: dict[str,
         labels = read_label_map(row.label, vol.geometry)
         if row.scan_id in drop:
             labels = np.where(labels == drop[row.scan_id], 0, labels).astype(np.uint8)
+        if add and row.scan_id in add:
+            mask, value = add[row.scan_id]
+            labels = np.where(mask, value, labels).astype(np.uint8)
         img = sitk.GetImageFromArray(labels)
         img.CopyInformation(sitk.ReadImage(str(raw / "imagesTs" / f"{row.scan_id}_0000.nii.gz")))
         sitk.WriteImage(img, str(pred / f"{row.scan_id}.nii.gz"), True)
@@ -170,7 +180,7 @@ def test_import_scores_nnunet_predictions_with_our_scorer(cohort, exported, tmp_
     for name, pred in (("exact", exact), ("perturbed", perturbed)):
         run = tmp_path / f"run_{name}"
         argv = [str(pred), str(cohort), "--out", str(run), "--arm", f"nnunet_{name}"]
-        assert import_main([*argv, "--seed", "3"]) == 0
+        assert import_main([*argv, "--seed", "3", "--heart", "off"]) == 0
         runs[name] = json.loads((run / "metrics.json").read_text())
         assert (run / "records.jsonl").is_file()
     out = capsys.readouterr().out
@@ -194,6 +204,37 @@ def test_import_scores_nnunet_predictions_with_our_scorer(cohort, exported, tmp_
     assert scan["pred"]["LAD"] == 0.0 and scan["ref"]["LAD"] > 0
     assert scan["pred"]["total"] == pytest.approx(scan["ref"]["total"] - scan["ref"]["LAD"])
     assert runs["perturbed"]["metrics"]["test/agatston_mae"] == pytest.approx(scan["ref"]["LAD"])
+
+
+def test_import_keeps_calcium_in_the_heart_as_our_predictor_does(cohort, exported, tmp_path):
+    """Bright bone outside the heart called RCA: dropped by default (the Predictor's heart
+    region), scored with ``--heart off``."""
+    from cac_lightning.heart import find_heart
+
+    row = next(r for r in read_manifest(cohort) if r.split == "test")
+    vol = read_volume(row.image)
+    region = find_heart(vol.hu, vol.geometry.spacing_zyx, method="auto")
+    bone = (vol.hu >= 2 * DEFAULT_THRESHOLD_HU) & ~region.mask
+    z = int(np.argmax(bone.sum(axis=(1, 2))))
+    outside = np.zeros_like(bone)
+    outside[z] = bone[z]
+    assert outside.sum() >= 4
+    exact, bone = tmp_path / "exact", tmp_path / "bone"
+    _write_predictions(exported, cohort, exact, {})
+    _write_predictions(exported, cohort, bone, {}, {row.scan_id: (outside, LABELS["RCA"])})
+    pred = {}
+    for name, folder in (("exact", exact), ("bone", bone)):
+        for heart in ("default", "off"):
+            run = tmp_path / f"run_{name}_{heart}"
+            argv = [str(folder), str(cohort), "--out", str(run), "--arm", "nn", "--split", "test"]
+            assert import_main(argv + ([] if heart == "default" else ["--heart", heart])) == 0
+            summary = json.loads((run / "metrics.json").read_text())
+            assert summary["source"]["heart"] == ("auto" if heart == "default" else "off")
+            (scan,) = summary["scans"]["test"]
+            pred[name, heart] = scan["pred"]["total"]
+    assert pred["exact", "off"] == pytest.approx(row.ref_agatston)
+    assert pred["bone", "off"] > pred["exact", "off"]
+    assert pred["bone", "default"] == pred["exact", "default"]
 
 
 # -- bad input: one line, exit 2, nothing written ---------------------------------------------
