@@ -27,8 +27,6 @@ import time
 import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from cac_lightning.vessels import VESSELS_AND_TOTAL
-
 __all__ = ["ScanAgatstonEvaluation", "pick_subset"]
 
 log = logging.getLogger(__name__)
@@ -133,18 +131,7 @@ class ScanAgatstonEvaluation(Callback):
         gathered = sorted(_gather(trainer, indexed), key=lambda item: item[0])
         records = [ScanRecord.from_dict(d) for _, d in gathered]
         self.records[split] = records
-        self.results[split] = [
-            {
-                "scan_id": r.scan_id,
-                "threshold_hu": r.threshold_hu,
-                "kvp": r.kvp,
-                "ref": {k: r.ref[k]["agatston"] for k in VESSELS_AND_TOTAL},
-                "pred": {k: r.pred[k]["agatston"] for k in VESSELS_AND_TOTAL},
-                "ref_risk": r.ref_risk,
-                "pred_risk": r.pred_risk,
-            }
-            for r in records
-        ]
+        self.results[split] = [r.agatston_summary() for r in records]
         self.timing["scan_eval_s"] += time.perf_counter() - t0
         return metrics_by_split(records) if records else {}
 

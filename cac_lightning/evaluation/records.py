@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from cac_lightning.errors import InputError
-from cac_lightning.vessels import NUM_CLASSES, VESSELS
+from cac_lightning.vessels import NUM_CLASSES, VESSELS, VESSELS_AND_TOTAL
 
 if TYPE_CHECKING:
     from cac_lightning.inference import Predictor
@@ -92,6 +92,19 @@ class ScanRecord:
         d = asdict(self)
         d["lesions"] = [list(p) for p in self.lesions]
         return d
+
+    def agatston_summary(self) -> dict:
+        """The record as ``metrics.json`` lists it under ``scans``: scan id, threshold, kVp,
+        reference and predicted Agatston per vessel and total, and both risk categories."""
+        return {
+            "scan_id": self.scan_id,
+            "threshold_hu": self.threshold_hu,
+            "kvp": self.kvp,
+            "ref": {k: self.ref[k]["agatston"] for k in VESSELS_AND_TOTAL},
+            "pred": {k: self.pred[k]["agatston"] for k in VESSELS_AND_TOTAL},
+            "ref_risk": self.ref_risk,
+            "pred_risk": self.pred_risk,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> ScanRecord:

@@ -37,15 +37,31 @@ def write_summary(
     evaluator=None,
     best_ckpt: str = "",
     bar: dict[str, float] | None = None,
+    *,
+    scans: dict[str, list[dict]] | None = None,
+    extra: dict | None = None,
 ) -> dict:
-    """Write metrics (and per-scan results of ``evaluator``) to ``path`` as JSON; with a
-    quality ``bar``, also the bar and whether the run meets it (``meets_bar``)."""
+    """Write metrics (and per-scan results) to ``path`` as JSON; with a quality ``bar``, also
+    the bar and whether the run meets it (``meets_bar``).
+
+    Args:
+        path: the ``metrics.json`` to write (atomically).
+        metrics: flat metrics (``test/agatston_mae``, ...).
+        evaluator: the scan-level callback; its ``results`` become ``scans``.
+        best_ckpt: the checkpoint the metrics are of.
+        bar: the run's quality bar.
+        scans: ``{split: [ScanRecord.agatston_summary(), ...]}`` when there is no evaluator.
+        extra: more top-level keys (e.g. ``arm`` and ``seed`` of an imported run).
+    """
+    if scans is None:
+        scans = getattr(evaluator, "results", {}) if evaluator is not None else {}
     summary = {
+        **dict(extra or {}),
         "headline": {k: metrics.get(k) for k, _ in HEADLINE},
         **({"bar": dict(bar), "meets_bar": meets_bar(metrics, bar)} if bar else {}),
         "metrics": dict(sorted(metrics.items())),
         "best_checkpoint": best_ckpt or None,
-        "scans": getattr(evaluator, "results", {}) if evaluator is not None else {},
+        "scans": scans,
     }
     summary = json_safe(summary)
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")

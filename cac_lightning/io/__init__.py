@@ -17,6 +17,7 @@ __all__ = [
     "read_label_map",
     "read_volume",
     "write_dicom_series",
+    "write_image",
     "write_label_map",
 ]
 
@@ -27,6 +28,7 @@ _WHERE = {
     "list_series": "dicom",
     "read_label_map": "images",
     "read_volume": "images",
+    "write_image": "images",
     "write_label_map": "images",
     "write_dicom_series": "dicom_write",
 }
@@ -34,7 +36,12 @@ _WHERE = {
 if TYPE_CHECKING:
     from cac_lightning.io.dicom import SeriesInfo, list_series
     from cac_lightning.io.dicom_write import write_dicom_series
-    from cac_lightning.io.images import read_label_map, read_volume, write_label_map
+    from cac_lightning.io.images import (
+        read_label_map,
+        read_volume,
+        write_image,
+        write_label_map,
+    )
     from cac_lightning.volume import Geometry, Volume
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "read_image_volume",
     "read_label_map",
     "read_volume",
+    "write_image",
     "write_label_map",
 ]
 
@@ -249,15 +250,42 @@ def write_label_map(labels: np.ndarray, geometry: Geometry, path: str | os.PathL
     Returns:
         ``path``.
     """
-    import SimpleITK as sitk
-
     path = Path(path)
     if _suffix(path, LABEL_SUFFIXES) is None:
         raise InputError(f"{path}: label maps are written as {'/'.join(LABEL_SUFFIXES)}")
     labels = np.asarray(labels)
     if tuple(labels.shape) != tuple(geometry.shape):
         raise InputError(f"labels shape {labels.shape} does not match grid {geometry.shape}")
-    img = sitk.GetImageFromArray(_as_labels(labels, "labels"))
+    return write_image(_as_labels(labels, "labels"), geometry, path)
+
+
+def write_image(array: np.ndarray, geometry: Geometry, path: str | os.PathLike) -> Path:
+    """Write a (z, y, x) array on ``geometry``'s grid, in its own dtype, atomically.
+
+    The format follows the suffix: ``.nii.gz``, ``.nii``, ``.mha`` or ``.nrrd`` (compressed where
+    the format allows). A volume written here and read with :func:`read_image_volume` lies on the
+    same grid (spacing, origin and direction kept).
+
+    Args:
+        array: (z, y, x) numbers, e.g. int16 HU or a uint8 mask.
+        geometry: the grid the array lies on.
+        path: the file to write.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        InputError: an unsupported suffix or an array whose shape is not the grid's.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if _suffix(path, LABEL_SUFFIXES) is None:
+        raise InputError(f"{path}: images are written as {'/'.join(LABEL_SUFFIXES)}")
+    array = np.ascontiguousarray(array)
+    if tuple(array.shape) != tuple(geometry.shape):
+        raise InputError(f"array shape {array.shape} does not match grid {geometry.shape}")
+    img = sitk.GetImageFromArray(array)
     img.SetSpacing(geometry.spacing_xyz)
     img.SetOrigin(tuple(geometry.origin))
     img.SetDirection(tuple(geometry.direction))
