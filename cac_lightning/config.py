@@ -3,15 +3,22 @@
 ``CONF_DIR`` is the folder ``cac-train`` and ``cac-eval`` compose from (``CAC_CONF_DIR``
 overrides it). A ``conf/`` folder in the working directory is searched after it
 (``hydra.searchpath`` in ``train.yaml`` / ``eval.yaml``), so a user's own experiments, nets or
-data configs are found by name without touching the package.
+data configs are found by name without touching the package. Where there is no such folder
+Hydra would warn on every run; that one warning is filtered here (the folder is optional).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from importlib.resources import files
 from pathlib import Path
 
 __all__ = ["CONF_DIR"]
 
 CONF_DIR = str(Path(os.environ.get("CAC_CONF_DIR") or str(files("cac_lightning.conf"))).resolve())
+
+# Hydra warns when an optional search-path folder is absent; ./conf is optional by design.
+warnings.filterwarnings(
+    "ignore", message=r"provider=hydra\.searchpath in main, path=conf is not available"
+)
