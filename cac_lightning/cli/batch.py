@@ -163,6 +163,7 @@ def _score_one(
             from cac_lightning.inference.outputs import write_overlays
 
             write_overlays(staged.path("_overlays"), vol, labels, report, region=mask)
+        notes: list[str] = []  # warnings of writing the DICOM objects (replaced UIDs)
         if args.seg:
             from cac_lightning.io.seg import write_seg
 
@@ -172,16 +173,20 @@ def _score_one(
                 labels,
                 deidentify=args.seg_deidentified,
                 region=mask,
+                notes=notes,
             )
         if getattr(args, "sr", False):
             from cac_lightning.io.sr import write_sr
 
             seg = staged.path("_seg.dcm") if args.seg else None
-            write_sr(staged.path("_sr.dcm"), vol, report, args.seg_deidentified, seg)
+            write_sr(staged.path("_sr.dcm"), vol, report, args.seg_deidentified, seg, notes)
+        report["warnings"] = [*report.get("warnings", []), *notes]
         if getattr(args, "report", False):
-            from cac_lightning.inference.report import write_report
+            from cac_lightning.inference.report import report_content, write_report
+            from cac_lightning.inference.report_pdf import write_report_pdf
 
-            show = args.show_patient
-            write_report(staged.path("_report.html"), vol, labels, report, mask, show)
+            content = report_content(vol, labels, report, mask, args.show_patient)
+            write_report(staged.path("_report.html"), vol, labels, report, mask, content=content)
+            write_report_pdf(staged.path("_report.pdf"), content)
         staged.commit(report)
     return report

@@ -139,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--report",
         action="store_true",
-        help="one-page HTML report per scan, <id>_report.html: scores, CAC-DRS, key slices, "
-        "warnings; no patient name or ID unless --show-patient",
+        help="one-page report per scan, <id>_report.html and the same page as an A4 "
+        "<id>_report.pdf: scores, CAC-DRS, MESA, key slices, warnings; no patient name or ID "
+        "unless --show-patient",
     )
     r.add_argument(
         "--show-patient",

@@ -48,6 +48,7 @@ OUTPUT_SUFFIXES = (
     "_seg.dcm",
     "_sr.dcm",
     "_report.html",
+    "_report.pdf",
 )
 DICOM_SUFFIXES = ("_seg.dcm", "_sr.dcm")
 """The DICOM objects cac-score writes (allowed in an output folder inside an input folder)."""

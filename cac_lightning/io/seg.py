@@ -165,8 +165,11 @@ def _valid_date(text: str) -> bool:
         return False
 
 
-def _clean_text(keyword: str, value: object, where: str, warned: set[str]) -> str:
-    """A value that fits its VR: too long -> truncated, malformed date/time -> empty."""
+def _clean_text(
+    keyword: str, value: object, where: str, warned: set[str], notes: list[str] | None = None
+) -> str:
+    """A value that fits its VR: too long -> truncated, malformed date/time -> empty (said
+    once per keyword in the log and in ``notes``)."""
     vr, max_len = COPIED_KEYWORDS[keyword]
     text = str(value if value is not None else "")
     text = "".join(ch for ch in text if ch.isprintable())
@@ -183,18 +186,16 @@ def _clean_text(keyword: str, value: object, where: str, warned: set[str]) -> st
         fixed = fixed.replace("\\", " ").strip()
     if fixed != str(value if value is not None else "") and keyword not in warned:
         warned.add(keyword)
-        log.warning(
-            "%s: source %s is not valid %s; written %s",
-            where,
-            keyword,
-            vr,
-            "empty" if not fixed else f"shortened to {len(fixed)} characters",
-        )
+        how = "empty" if not fixed else f"shortened to {len(fixed)} characters"
+        log.warning("%s: source %s is not valid %s; written %s", where, keyword, vr, how)
+        if notes is not None:
+            notes.append(f"source {keyword} is not valid {vr}; written {how} in the SEG/SR")
     return fixed
 
 
-def _source_copies(sources, where: str, deidentify: bool):
-    """Reduced copies of the source datasets: what a derived object may carry, validated."""
+def _source_copies(sources, where: str, deidentify: bool, notes: list[str] | None = None):
+    """Reduced copies of the source datasets: what a derived object may carry, validated;
+    the warning about replaced UIDs is logged and appended to ``notes``."""
     from pydicom.dataset import Dataset
 
     warned: set[str] = set()
@@ -202,6 +203,7 @@ def _source_copies(sources, where: str, deidentify: bool):
     if len(study) != 1:
         raise InputError(f"{where}: the series' files belong to {len(study)} studies")
     out = []
+    found: list[str] = []
     replaced: set[str] = set()
     for ds in sources:
         new = Dataset()
@@ -212,26 +214,32 @@ def _source_copies(sources, where: str, deidentify: bool):
             if kw in ds:
                 new[kw] = ds[kw]
         for kw in COPIED_KEYWORDS:
-            setattr(new, kw, "" if deidentify else _clean_text(kw, ds.get(kw), where, warned))
+            text = "" if deidentify else _clean_text(kw, ds.get(kw), where, warned, found)
+            setattr(new, kw, text)
         out.append(new)
     if replaced:
-        log.warning(
-            "%s: source %s not valid DICOM UIDs (an anonymiser's?); the object references "
-            "valid UIDs derived from them (2.25.<hash>), so it will not link to these files "
-            "in a PACS",
-            where,
-            ", ".join(kw for kw in UID_KEYWORDS if kw in replaced),
+        note = (
+            f"source {', '.join(kw for kw in UID_KEYWORDS if kw in replaced)} not valid DICOM "
+            "UIDs (an anonymiser's?); the SEG/SR reference valid UIDs derived from them "
+            "(2.25.<hash>), so they will not link to these files in a PACS"
         )
+        log.warning("%s: %s", where, note)
+        found.append(note)
+    if notes is not None:
+        notes.extend(n for n in found if n not in notes)
     return out
 
 
-def read_sources(vol: Volume, deidentify: bool, option: str) -> list:
+def read_sources(
+    vol: Volume, deidentify: bool, option: str, notes: list[str] | None = None
+) -> list:
     """The scan's source headers reduced to what a derived object (SEG, SR) may carry.
 
     Args:
         vol: a scan read from DICOM (``vol.extra["files"]``: its files in slice order).
         deidentify: leave every patient/study attribute empty (see the module docstring).
         option: the command-line option asking for the object, for the error message.
+        notes: a list that receives this step's warnings (replaced UIDs), once each.
 
     Raises:
         InputError: not a DICOM input, or a missing or over-long source UID.
@@ -245,7 +253,7 @@ def read_sources(vol: Volume, deidentify: bool, option: str) -> list:
         raise InputError(f"{vol.scan_id}: {option} needs a DICOM series input")
     with quiet_pydicom():
         sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-        return _source_copies(sources, vol.scan_id, deidentify)
+        return _source_copies(sources, vol.scan_id, deidentify, notes)
 
 
 def mark_deidentified(ds) -> None:
@@ -261,6 +269,7 @@ def write_seg(
     labels: np.ndarray,
     deidentify: bool = False,
     region: np.ndarray | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
     """Write a DICOM Segmentation (one segment per vessel) referencing the source series.
 
@@ -271,6 +280,7 @@ def write_seg(
         deidentify: leave every patient/study attribute empty (see the module docstring).
         region: (z, y, x) bool heart region, written as segment 5 ("Heart region"; it
             overlaps the calcium segments, so segments are stored as separate binary frames).
+        notes: a list that receives the warnings of writing it (replaced UIDs), once each.
 
     Raises:
         InputError: not a DICOM input, or an invalid source UID.
@@ -280,7 +290,7 @@ def write_seg(
 
     from cac_lightning.io.dicom import quiet_pydicom
 
-    sources = read_sources(vol, deidentify, "--seg")
+    sources = read_sources(vol, deidentify, "--seg", notes)
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=i,

@@ -150,6 +150,7 @@ def write_sr(
     report: dict,
     deidentify: bool = False,
     seg_path: Path | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
     """Write the scan's scores as a DICOM Comprehensive 3D SR (TID 1500).
 
@@ -162,6 +163,7 @@ def write_sr(
         deidentify: leave every patient/study attribute empty (see :mod:`cac_lightning.io.seg`).
         seg_path: the SEG written for this scan in the same run (:func:`write_seg`); each
             vessel group then references its segment.
+        notes: a list that receives the warnings of writing it (replaced UIDs), once each.
 
     Raises:
         InputError: not a DICOM input, or an invalid source UID.
@@ -174,7 +176,7 @@ def write_sr(
     from cac_lightning.io.dicom import quiet_pydicom
     from cac_lightning.io.seg import mark_deidentified, read_sources
 
-    sources = read_sources(vol, deidentify, "--sr")
+    sources = read_sources(vol, deidentify, "--sr", notes)
     evidence = list(sources)
     seg = None
     if seg_path is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -166,6 +167,28 @@ def test_report_holds_the_numbers_and_no_patient(scored):
         assert warning.split(":")[0] in page
 
 
+def test_report_pdf_is_one_a4_page(scored):
+    (pdf,) = scored["out"].glob("*_report.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") == 1
+    assert b"/MediaBox [ 0 0 595.44 841.68 ]" in data  # A4 in points (8.27 x 11.69 in)
+    assert b"/FontFile" in data or b"/Type3" in data  # fonts travel with the file
+
+
+def test_report_says_mesa(tmp_path, lad_ckpt, make_small_series):
+    series = make_small_series(tmp_path / "s", 15)
+    out = tmp_path / "out"
+    args = [str(series), "--ckpt", str(lad_ckpt), "--out", str(out), "--device", "cpu"]
+    assert main([*args, "--heart", "off", "--report", "--age", "30", "--sex", "F"]) == 0
+    (path,) = out.glob("*_report.html")
+    page = path.read_text()
+    report = json.loads(next(out.glob("*.json")).read_text())
+    assert report["mesa"]["percentile"] is None
+    assert f"MESA percentile: not given ({report['mesa']['reason']})" in page
+    assert "MESA 10-year CHD risk: not given" in page
+
+
 def test_report_shows_the_patient_only_when_asked(tmp_path, lad_ckpt, make_small_series, capsys):
     series = make_small_series(tmp_path / "s", 13)
     out = tmp_path / "out"
@@ -201,6 +224,10 @@ def test_sr_on_a_real_coca_scan_with_anonymised_uids(tmp_path, coca_root, lad_ck
     assert "not valid DICOM UIDs" in caplog.text
     (js,) = out.glob("*.json")
     report = json.loads(js.read_text())
+    # the warning is the report's too, once (SEG and SR both met it), on the page and in the JSON
+    (note,) = [w for w in report["warnings"] if "not valid DICOM UIDs" in w]
+    (page,) = out.glob("*_report.html")
+    assert html.escape(note) in page.read_text()
     (sr_path,) = out.glob("*_sr.dcm")
     (seg_path,) = out.glob("*_seg.dcm")
     src = pydicom.dcmread(next(series.glob("*.dcm")), stop_before_pixels=True)
