@@ -155,7 +155,7 @@ def _build(path: Path, device: torch.device) -> tuple[torch.nn.Module, Checkpoin
         )
     try:
         net = build_net(record.network.name, **record.network.kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # ConfigError too: a key the arm does not take
         raise InputError(f"{path}: the recorded network does not build ({err})") from None
     try:
         net.load_state_dict(record.network_state())
