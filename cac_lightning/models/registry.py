@@ -34,7 +34,15 @@ from cac_lightning.models.unet import UNet
 from cac_lightning.models.unetplusplus import UNetPlusPlus
 from cac_lightning.vessels import NUM_CLASSES
 
-__all__ = ["NETS", "PAPER_CHANNELS", "Arm", "build_net", "count_parameters", "stored_net"]
+__all__ = [
+    "NETS",
+    "PAPER_CHANNELS",
+    "Arm",
+    "build_net",
+    "count_parameters",
+    "describe_arms",
+    "stored_net",
+]
 
 # Hong et al. 2022, section 2.4: 32, 64, 128, 256, 512 channels from top to bottom (i = 0..4).
 PAPER_CHANNELS: tuple[int, ...] = (32, 64, 128, 256, 512)
@@ -94,17 +102,25 @@ NETS: dict[str, Arm] = {
         "smp_deeplabv3plus", "DeepLabV3+, atrous spatial pyramid, on an smp encoder (resnet34)"
     ),
     "monai_basicunetplusplus": _monai(
-        "monai_basicunetplusplus", arms_monai.basic_unetplusplus, "MONAI BasicUNet++"
+        "monai_basicunetplusplus",
+        arms_monai.basic_unetplusplus,
+        "MONAI BasicUNet++: U-Net++ with instance norm, leaky ReLU",
     ),
     "monai_dynunet": _monai(
-        "monai_dynunet", arms_monai.dynunet, "MONAI DynUNet as nnU-Net's 2D plan for 512^2"
+        "monai_dynunet", arms_monai.dynunet, "MONAI DynUNet as nnU-Net's 2D plan for 512x512 slices"
     ),
     "monai_attentionunet": _monai(
-        "monai_attentionunet", arms_monai.attention_unet, "MONAI Attention U-Net"
+        "monai_attentionunet",
+        arms_monai.attention_unet,
+        "MONAI Attention U-Net: attention-gated skips",
     ),
-    "monai_segresnet": _monai("monai_segresnet", arms_monai.segresnet, "MONAI SegResNet"),
+    "monai_segresnet": _monai(
+        "monai_segresnet", arms_monai.segresnet, "MONAI SegResNet: residual encoder, group norm"
+    ),
     "monai_swinunetr": _monai(
-        "monai_swinunetr", arms_monai.swinunetr, "MONAI SwinUNETR (Swin transformer encoder)"
+        "monai_swinunetr",
+        arms_monai.swinunetr,
+        "MONAI SwinUNETR: Swin transformer encoder, CNN decoder",
     ),
 }
 """Arm name -> :class:`Arm`."""
@@ -171,6 +187,12 @@ def stored_net(net: Mapping[str, Any]) -> dict[str, Any]:
     arm = NETS.get(str(net.get("name")))
     drop = arm.init_keys if arm else ()
     return {k: v for k, v in net.items() if k not in drop}
+
+
+def describe_arms() -> str:
+    """The arms as a table, one line each: name, family, description (``cac-train --help``)."""
+    width = max(len(name) for name in NETS)
+    return "\n".join(f"{n:<{width}}  {a.family:<5}  {a.description}" for n, a in NETS.items())
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

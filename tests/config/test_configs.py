@@ -84,6 +84,15 @@ def test_model_options_instantiate(train_cfg, net, criterion):
     assert criterion.startswith(cfg.model.criterion.name)
 
 
+def test_train_help_lists_the_arms(train_cfg):
+    """`cac-train --help` prints the registry's table (conf/hydra/help/train.yaml)."""
+    from cac_lightning.models import NETS
+
+    text = train_cfg().hydra.help.template
+    assert all(f"\n{name} " in text for name in NETS)
+    assert "$APP_CONFIG_GROUPS" in text  # Hydra fills in the groups
+
+
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_trainer_options_compose(train_cfg, trainer):
     cfg = train_cfg([f"trainer={trainer}"])
