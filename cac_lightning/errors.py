@@ -7,11 +7,16 @@ code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CACError", "InputError", "OutputError"]
+__all__ = ["CACError", "ConfigError", "InputError", "OutputError"]
 
 
 class CACError(Exception):
     """A user error reported as one line by the command-line tools."""
+
+
+class ConfigError(CACError, ValueError):
+    """A configuration value that does not fit (a network argument its architecture does not
+    take); also a ValueError, as for any bad argument."""
 
 
 class InputError(CACError):

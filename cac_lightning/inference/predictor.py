@@ -104,10 +104,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def _net_multiple(net: Any) -> int:
-    """Side multiple a network's input needs (2**(depth-1) for ours; 32 otherwise)."""
+    """Side multiple a network's input needs: its ``multiple`` (a library arm's, which pads any
+    other size itself), else its ``net``'s (a LightningModule's), 2**(depth-1) for ours; 32
+    otherwise."""
     multiple = getattr(net, "multiple", None)
     if isinstance(multiple, int) and multiple > 0:
         return multiple
+    inner = getattr(net, "net", None)
+    if isinstance(inner, torch.nn.Module):
+        return _net_multiple(inner)
     depth = getattr(net, "depth", None)
     if isinstance(depth, int) and depth > 0:
         return 2 ** (depth - 1)
@@ -115,6 +120,13 @@ def _net_multiple(net: Any) -> int:
     if isinstance(encoder_depth, int) and encoder_depth > 0:
         return 2**encoder_depth
     return 32
+
+
+def _net_name(net: Any) -> str:
+    """The network's class name, through a LightningModule's and a padding wrapper's ``net``."""
+    while isinstance(getattr(net, "net", None), torch.nn.Module):
+        net = net.net
+    return type(net).__name__
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
@@ -143,7 +155,7 @@ def _build(path: Path, device: torch.device) -> tuple[torch.nn.Module, Checkpoin
         )
     try:
         net = build_net(record.network.name, **record.network.kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # ConfigError too: a key the arm does not take
         raise InputError(f"{path}: the recorded network does not build ({err})") from None
     try:
         net.load_state_dict(record.network_state())
@@ -210,8 +222,8 @@ class Predictor:
         self.net = net
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
-        self.multiple = _net_multiple(getattr(net, "net", net))
-        self.name = name or type(getattr(net, "net", net)).__name__
+        self.multiple = _net_multiple(net)
+        self.name = name or _net_name(net)
         if isinstance(hparams, CheckpointRecord):
             record = hparams
         else:
@@ -520,9 +532,9 @@ class Predictor:
         """Plain description for reports: network, device, precision, spacing."""
         return {
             "checkpoint": self.name,
-            "net": " + ".join(type(n).__name__ for n in self.net.nets)
+            "net": " + ".join(_net_name(n) for n in self.net.nets)
             if isinstance(self.net, _Ensemble)
-            else type(getattr(self.net, "net", self.net)).__name__,
+            else _net_name(self.net),
             "device": str(self.device),
             "precision": "bf16-autocast" if self.autocast else "float32",
             "spacing_mm": self.spacing_mm,

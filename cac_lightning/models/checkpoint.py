@@ -11,6 +11,7 @@ IS the schema):
 =====================  ======================================================================
 ``schema_version``     :data:`SCHEMA_VERSION` (absent: version 0, see below)
 ``net``                :class:`NetworkSpec`: ``{"name": ..., **kwargs}`` for ``build_net``
+                       (without init-only keys: ``registry.stored_net``)
 ``input``              :class:`InputSpec`: ``{"window": [lo, hi], "threshold": "scan" | HU}``
 ``scoring``            :class:`~cac_lightning.scoring.ScoringConfig` fields (plain dict)
 ``class_names``        the label map, ``["background", "LM", "LAD", "CX", "RCA"]``

@@ -36,7 +36,7 @@ from cac_lightning.errors import CACError
 from cac_lightning.models.checkpoint import DataGeometry, InputSpec, normalise
 from cac_lightning.models.inputs import candidates, gate_labels
 from cac_lightning.models.losses import build_criterion
-from cac_lightning.models.registry import build_net
+from cac_lightning.models.registry import build_net, stored_net
 from cac_lightning.vessels import CLASS_NAMES
 
 __all__ = [
@@ -152,7 +152,8 @@ class CACSegModule(L.LightningModule):
 
     Args:
         net: Plain dict ``{"name": ..., **kwargs}`` passed to
-            :func:`~cac_lightning.models.registry.build_net` (e.g. ``{"name": "unetplusplus"}``).
+            :func:`~cac_lightning.models.registry.build_net` (e.g. ``{"name": "unetplusplus"}``);
+            stored without the arm's init-only keys (``encoder_weights_path``).
         criterion: Plain dict ``{"name": ..., **kwargs}`` for
             :func:`~cac_lightning.models.losses.build_criterion`; None -> focal loss, alpha 0.5,
             gamma 3 (paper).
@@ -210,7 +211,7 @@ class CACSegModule(L.LightningModule):
             raise CACError(str(err)) from None
         self.save_hyperparameters(
             {
-                "net": net_cfg,
+                "net": stored_net(net_cfg),  # without init-only keys: rebuilds without them
                 "criterion": crit_cfg,
                 "input": input_spec,
                 "scoring": _plain(scoring or {}, "scoring"),

@@ -118,7 +118,7 @@ def test_bad_resume_checkpoint_is_one_error(first_run, cohort, tmp_path, train_c
         want = "not a cac-train training checkpoint"
     elif case == "other_net":
         bad = last
-        extra = ["model/net=unet"]
+        extra = ["model/net=unet_tiny"]
         want = "trained with model.net=unetplusplus"
     else:
         want = "no such checkpoint file"

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from cac_lightning.config import CONF_DIR
+from cac_lightning.models.registry import stored_net
 
 CONF = Path(CONF_DIR)
 
@@ -69,15 +71,26 @@ def test_paper_settings(train_cfg):
 @pytest.mark.parametrize("criterion", options("model/criterion"))
 def test_model_options_instantiate(train_cfg, net, criterion):
     cfg = train_cfg([f"model/net={net}", f"model/criterion={criterion}"])
-    if net.startswith("smp"):
-        pytest.importorskip("segmentation_models_pytorch")
-    else:
-        cfg.model.net.channels = [4, 8, 16]
+    # an option is an arm (file name = arm name) or a size preset of one (unet_cpu)
+    assert net.startswith(cfg.model.net.name)
+    if "channels" in cfg.model.net and not net.startswith("monai"):
+        cfg.model.net.channels = [4, 8, 16]  # the paper nets, shrunk: cheap
     model = instantiate(cfg.model)
-    assert model.hparams.net["name"] == net
+    # what the checkpoint stores: the config less the init-only keys (encoder_weights_path)
+    assert model.hparams.net == stored_net(OmegaConf.to_container(cfg.model.net))
+    assert "encoder_weights_path" not in model.hparams.net
     # an option is a criterion (file name = criterion name) or a preset of one (dice_focal_cpu)
     assert model.hparams.criterion["name"] == cfg.model.criterion.name
     assert criterion.startswith(cfg.model.criterion.name)
+
+
+def test_train_help_lists_the_arms(train_cfg):
+    """`cac-train --help` prints the registry's table (conf/hydra/help/train.yaml)."""
+    from cac_lightning.models import NETS
+
+    text = train_cfg().hydra.help.template
+    assert all(f"\n{name} " in text for name in NETS)
+    assert "$APP_CONFIG_GROUPS" in text  # Hydra fills in the groups
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))

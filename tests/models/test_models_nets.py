@@ -32,7 +32,7 @@ def test_output_shape(name, channels):
 
 
 def test_registry_types_and_defaults():
-    assert set(NETS) == {"unet", "unetplusplus", "smp_unet", "smp_unetplusplus"}
+    assert {"unet", "unetplusplus", "smp_unet", "smp_unetplusplus"} <= set(NETS)  # test_arms
     assert isinstance(build_net("unet", channels=TINY), UNet)
     net = build_net("unetplusplus", in_channels=3, num_classes=2, channels=TINY)
     assert isinstance(net, UNetPlusPlus)
@@ -158,7 +158,7 @@ def test_every_parameter_gets_a_gradient(name, kwargs):
 def test_smp_missing_gives_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "segmentation_models_pytorch", None)
     for name in ["smp_unet", "smp_unetplusplus"]:
-        with pytest.raises(CACError, match=r"segmentation-models-pytorch.*cac-lightning\[smp\]"):
+        with pytest.raises(CACError, match=r"pip install segmentation-models-pytorch"):
             build_net(name)
 
 
