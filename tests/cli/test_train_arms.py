@@ -1,8 +1,10 @@
 """`cac-train experiment=smoke model/net=<arm>` for every arm of the registry: one epoch ends with
-exit code 0, and its checkpoint labels a synthetic scan through the Predictor of `cac-score`."""
+exit code 0, its checkpoint reloads and labels a synthetic scan through the Predictor, and
+`cac-score --ckpt` scores a DICOM series with it (the user's round trip)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -38,7 +40,7 @@ def scan():
 
 
 @pytest.mark.parametrize("arm", list(NETS))
-def test_smoke_recipe_trains_every_arm(arm, cohort, scan, tmp_path):
+def test_smoke_recipe_trains_every_arm(arm, cohort, scan, tmp_path, make_small_series):
     logs = tmp_path / "logs"
     r = subprocess.run(
         [
@@ -65,4 +67,12 @@ def test_smoke_recipe_trains_every_arm(arm, cohort, scan, tmp_path):
     labels = predictor.predict(scan.hu, pixel_spacing=scan.geometry.pixel_spacing, kvp=120.0)
     assert labels.shape == scan.hu.shape and labels.dtype == np.uint8
     assert set(np.unique(labels)) <= set(range(5))
+    from cac_lightning.cli.score import main as score
+
+    series = make_small_series(tmp_path / "series", 3, calcified_slices=2, size=64)
+    out = tmp_path / "scored"
+    args = [str(series), "--ckpt", str(last), "--out", str(out), "--device", "cpu"]
+    assert score([*args, "--heart", "off"]) == 0
+    (js,) = out.glob("*.json")
+    assert json.loads(js.read_text())["model"]["net"]
     shutil.rmtree(logs)  # a library arm's checkpoint with Adam states is 0.1-0.6 GB

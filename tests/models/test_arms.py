@@ -181,3 +181,14 @@ def test_padding_is_air_and_is_cropped_off():
     assert torch.equal(padded[..., 14:34, 5:42], x)  # centred: 28 rows, 11 columns added
     padded[..., 14:34, 5:42] = PAD_VALUE
     assert torch.all(padded == PAD_VALUE)
+
+
+@pytest.mark.parametrize("encoder", ["efficientnet-b0", "mit_b0"])
+@pytest.mark.parametrize("name", ["smp_unet", "smp_fpn"])
+def test_smp_arms_take_other_encoders(name, encoder):
+    """Beyond the default resnet34: a CNN (efficientnet-b0) and a transformer (mit_b0,
+    SegFormer's encoder) as the encoder, 2 input channels, odd slice sizes."""
+    net = build_net(name, encoder_name=encoder).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 2, 96, 80))
+    assert out.shape == (1, NUM_CLASSES, 96, 80) and torch.isfinite(out).all()
