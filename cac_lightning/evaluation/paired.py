@@ -1,10 +1,12 @@
-"""Paired architecture comparison with a hierarchical bootstrap (the U-Net vs U-Net++ ablation).
+"""Paired architecture comparison with a hierarchical bootstrap (``cac-compare``'s arms).
 
-For a metric, the paired difference ``B - A`` (e.g. U-Net++ - U-Net) is the mean over seeds
-of the per-seed difference on the same test scans. Its 95 % interval is a percentile bootstrap
-that resamples seeds (with replacement) and, within each drawn seed, the test scans (with
-replacement, the same scans for both networks): both sources of variation, training seed and
-test sample, are in the interval. When it covers 0 the two networks are "not distinguishable".
+For a metric, the paired difference ``B - A`` (an arm minus the reference arm) is the mean over
+seeds of the per-seed difference on the same test scans (paired by scan id). Its 95 % interval
+is a percentile bootstrap that resamples seeds (with replacement) and, within each drawn seed,
+the test scans (with replacement, the same scans for both networks): both sources of variation,
+training seed and test sample, are in the interval. The two-sided p-value is read from the
+same resamples (:func:`bootstrap_p`); with several arms against one reference,
+:func:`holm` adjusts the p-values of one metric for the number of arms.
 
 Scan-level metrics (Agatston MAE, ICC, risk kappa, zero-calcium flagged rate) are
 recomputed on every resample from the per-scan Agatston scores of ``metrics.json``; the
@@ -28,7 +30,9 @@ from cac_lightning.vessels import VESSELS_AND_TOTAL
 __all__ = [
     "PairedDifference",
     "agatston_records",
+    "bootstrap_p",
     "bootstrap_paired",
+    "holm",
     "records_to_arrays",
     "seeds_needed",
 ]
@@ -72,6 +76,8 @@ class PairedDifference:
         n_seeds: seeds with both networks.
         sd_seed: standard deviation of the per-seed differences (NaN with one seed).
         level: ``"scans+seeds"`` or ``"seeds"`` (what was resampled).
+        p: two-sided bootstrap p-value of "no difference" (:func:`bootstrap_p`; NaN when
+            there is no interval).
     """
 
     diff: float
@@ -80,6 +86,7 @@ class PairedDifference:
     n_seeds: int
     sd_seed: float
     level: str
+    p: float = math.nan
 
     @property
     def distinguishable(self) -> bool:
@@ -101,8 +108,8 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
     """``f(ref (n, 5), pred (n, 5)) -> value`` of ``key``.
 
     The headline metrics are computed directly with the statistics the tables use (MAE of the
-    totals, ICC(A,1) of the totals, Cohen's kappa of the risk categories, the zero-calcium
-    flagged rate), about 10x faster than building every table; any other key goes through
+    totals, ICC(A,1) of the totals, Cohen's kappa and accuracy of the risk categories, the
+    zero-calcium flagged rate), about 10x faster than building every table; any other key goes through
     :func:`~cac_lightning.evaluation.tables.metrics_by_split` on records of the scores.
     """
     from cac_lightning.evaluation.stats import cohen_kappa, icc_a1
@@ -120,6 +127,8 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
             return float(np.abs(p - r).mean())
         if name == "icc_agatston_total":
             return float(icc_a1(r, p).icc)
+        if name == "risk_accuracy":
+            return float(np.mean([a == b for a, b in zip(cats(r), cats(p), strict=True)]))
         if name in ("kappa", "kappa_linear"):
             weights = "linear" if name == "kappa_linear" else None
             return float(cohen_kappa(cats(r), cats(p), labels=RISK, weights=weights).kappa)
@@ -132,11 +141,52 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
     return f
 
 
-def _percentiles(values: np.ndarray) -> tuple[float, float]:
+def _enough(values: np.ndarray) -> np.ndarray | None:
+    """The finite resamples, or None when too few are finite for an interval."""
     v = values[np.isfinite(values)]
-    if v.size < max(20, values.size // 2):
+    return v if v.size >= max(20, values.size // 2) else None
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float]:
+    v = _enough(values)
+    if v is None:
         return math.nan, math.nan
     return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
+
+
+def bootstrap_p(values: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the difference is 0" from resampled differences.
+
+    ``min(1, 2 * (min(#{d <= 0}, #{d >= 0}) + 1) / (n + 1))`` over the ``n`` finite
+    resamples: twice the smaller tail, in the Monte Carlo ``(count + 1) / (n + 1)`` form so it
+    is never 0. Resamples that are all exactly 0 give 1. NaN when too few resamples are finite
+    for an interval.
+    """
+    v = _enough(np.asarray(values, dtype=float))
+    if v is None:
+        return math.nan
+    tail = min(int((v <= 0).sum()), int((v >= 0).sum())) + 1
+    return float(min(1.0, 2.0 * tail / (v.size + 1)))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for multiple comparisons (Holm 1979).
+
+    Sorted ascending, the i-th of m p-values (i from 0) becomes ``(m - i) * p``, made
+    non-decreasing along the order and capped at 1. NaN entries are left out of ``m`` and
+    stay NaN.
+
+    Example:
+        ``holm([0.01, 0.04, 0.03])`` is ``[0.03, 0.06, 0.06]``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = [math.nan] * p.size
+    finite = [i for i in np.argsort(p, kind="stable") if math.isfinite(p[i])]
+    running = 0.0
+    for rank, i in enumerate(finite):
+        running = max(running, min(1.0, (len(finite) - rank) * float(p[i])))
+        out[i] = running
+    return out
 
 
 def bootstrap_paired(
@@ -174,7 +224,8 @@ def bootstrap_paired(
         reps = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
         lo, hi = _percentiles(reps)
         sd = float(d.std(ddof=1))
-        return PairedDifference(float(d.mean()), lo, hi, int(d.size), sd, "seeds")
+        p = bootstrap_p(reps)
+        return PairedDifference(float(d.mean()), lo, hi, int(d.size), sd, "seeds", p)
 
     split = key.split("/")[0]
     metric = _scan_metric(split, key)
@@ -212,7 +263,7 @@ def bootstrap_paired(
     finite = per_seed[np.isfinite(per_seed)]
     sd = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
     mean = float(finite.mean()) if finite.size else math.nan
-    return PairedDifference(mean, lo, hi, len(paired), sd, "scans+seeds")
+    return PairedDifference(mean, lo, hi, len(paired), sd, "scans+seeds", bootstrap_p(reps))
 
 
 def _num(value: object) -> float:

@@ -52,6 +52,12 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
     assert list(runs[0].rglob("media/images/val/overlays*.png"))  # overlay images logged
     assert (out / "metrics.json").is_file()
     assert "test/agatston_mae" in metrics and "test_zero/zero_cac_flagged_rate" in metrics
+    # model size and training speed (callbacks/throughput.py) reach metrics.json
+    import json
+
+    written = json.loads((out / "metrics.json").read_text())["metrics"]
+    n_params = sum(p.numel() for p in objs["model"].parameters() if p.requires_grad)
+    assert written["model/params"] == n_params and written["train/slices_per_s"] > 0
     ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["hyper_parameters"]["net"]["name"] == "unetplusplus"
     # the lesion-confidence floor, chosen on the validation scans, is in the best checkpoint
