@@ -18,12 +18,9 @@ from collections.abc import Mapping
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-__all__ = ["TrainingThroughput", "batch_slices", "trainable_params"]
+from cac_lightning.models.registry import count_parameters
 
-
-def trainable_params(module: torch.nn.Module) -> int:
-    """Number of parameters with ``requires_grad``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+__all__ = ["TrainingThroughput", "batch_slices"]
 
 
 def batch_slices(batch: object) -> int:
@@ -98,7 +95,7 @@ class TrainingThroughput(Callback):
         return slices / seconds if seconds > 0 else float("nan")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        pl_module.log("model/params", float(trainable_params(pl_module)), sync_dist=False)
+        pl_module.log("model/params", float(count_parameters(pl_module)), sync_dist=False)
         speed = self.slices_per_s()
         if math.isfinite(speed):  # at least one timed step
             pl_module.log("train/slices_per_s", speed, sync_dist=True, reduce_fx="sum")

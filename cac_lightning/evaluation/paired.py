@@ -109,8 +109,8 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
 
     The headline metrics are computed directly with the statistics the tables use (MAE of the
     totals, ICC(A,1) of the totals, Cohen's kappa and accuracy of the risk categories, the
-    zero-calcium flagged rate), about 10x faster than building every table; any other key goes through
-    :func:`~cac_lightning.evaluation.tables.metrics_by_split` on records of the scores.
+    zero-calcium flagged rate), about 10x faster than building every table; any other key goes
+    through :func:`~cac_lightning.evaluation.tables.metrics_by_split` on records of the scores.
     """
     from cac_lightning.evaluation.stats import cohen_kappa, icc_a1
     from cac_lightning.scoring.risk import RISK_CATEGORIES as RISK
@@ -201,7 +201,8 @@ def bootstrap_paired(
     Args:
         a / b: seed -> per-scan records of the metric's split (a list of dicts as in
             ``metrics.json["scans"][split]``) for scan-level metrics, or seed -> a number
-            (the run's metric) for metrics without per-scan records.
+            (the run's metric) for metrics without per-scan records; records only where both
+            have them for every common seed, else the numbers (a list gives NaN there).
         key: metric name, e.g. ``test/agatston_mae`` or ``test_zero/zero_cac_flagged_rate``.
         n_boot: bootstrap resamples.
         seed: seed of the resampling.
@@ -213,7 +214,7 @@ def bootstrap_paired(
     if not seeds:
         return PairedDifference(math.nan, math.nan, math.nan, 0, math.nan, "seeds")
     rng = np.random.default_rng(seed)
-    scan_level = all(isinstance(a[s], (list, tuple)) for s in seeds)
+    scan_level = all(isinstance(x[s], (list, tuple)) for s in seeds for x in (a, b))
     if not scan_level:
         d = np.array([_num(b[s]) - _num(a[s]) for s in seeds])
         d = d[np.isfinite(d)]
