@@ -149,7 +149,7 @@ def _main(argv: list[str] | None = None) -> int:
             f"{', '.join(map(str, roots))} ({failed} failed, {unfinished} unfinished jobs)"
         )
     arms = cmp.arms_of(found.runs)
-    reference = cmp.reference_arm(arms, a.reference)
+    reference = cmp.reference_arm(arms, a.reference, cmp.nets_of(found.runs))
     board = cmp.leaderboard(found.runs)
     rows = cmp.paired_rows(found.runs, reference, a.n_boot) if len(arms) > 1 else []
     board_md = cmp.leaderboard_markdown(board)

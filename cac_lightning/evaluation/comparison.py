@@ -11,7 +11,7 @@ metric, and a verdict: "not distinguishable" when the adjusted p is at least :da
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,7 @@ __all__ = [
     "leaderboard",
     "leaderboard_cells",
     "leaderboard_markdown",
+    "nets_of",
     "paired_cells",
     "paired_markdown",
     "paired_rows",
@@ -74,11 +75,15 @@ def arms_of(runs: Sequence[Run]) -> list[str]:
     return sorted({r.arm for r in runs})
 
 
-def reference_arm(arms: Sequence[str], wanted: str | None = None) -> str:
+def reference_arm(
+    arms: Sequence[str], wanted: str | None = None, nets: Mapping[str, set[str]] | None = None
+) -> str:
     """The reference arm: ``wanted``, else ``unetplusplus`` when present, else the first arm.
 
-    ``wanted`` (and the default) also match an arm with one label part equal to it
-    (``unetplusplus`` matches ``unetplusplus lr=0.001`` when that is the only such arm).
+    A name matches an arm of that label, else the one arm with a label part equal to it
+    (``unetplusplus`` matches ``unetplusplus lr=0.001``); the default also matches the one arm
+    whose runs are all that network (``nets``: arm -> its runs' net names), e.g.
+    ``experiment=paper_unetplusplus``.
 
     Raises:
         InputError: ``wanted`` matches no arm, or several.
@@ -97,7 +102,17 @@ def reference_arm(arms: Sequence[str], wanted: str | None = None) -> str:
             raise InputError(f"--reference {wanted} matches {why}; arms: {', '.join(arms)}")
         return found[0]
     found = match(DEFAULT_REFERENCE)
+    if not found and nets:
+        found = [a for a in arms if nets.get(a) == {DEFAULT_REFERENCE}]
     return found[0] if len(found) == 1 else arms[0]
+
+
+def nets_of(runs: Sequence[Run]) -> dict[str, set[str]]:
+    """arm -> the network names of its runs."""
+    out: dict[str, set[str]] = {}
+    for r in runs:
+        out.setdefault(r.arm, set()).add(r.net)
+    return out
 
 
 def _stat(values: Sequence[float | None]) -> tuple[float, float, int]:

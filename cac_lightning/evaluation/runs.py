@@ -67,6 +67,7 @@ class Run:
         group: the W&B group of the run ("" for an external run).
         metrics: the flat metrics of ``metrics.json``.
         scans: per split, the per-scan records of ``metrics.json``.
+        net: the network's name in the job's config ("" for an external run).
     """
 
     arm: str
@@ -75,6 +76,7 @@ class Run:
     group: str = ""
     metrics: dict = field(default_factory=dict)
     scans: dict = field(default_factory=dict)
+    net: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ def gather(roots: list[str | Path]) -> Gathered:
             )
         else:
             seed = 0 if job.seed is None else job.seed
-            runs.append(_run(arm, seed, job.folder, job.group, job.summary))
+            runs.append(_run(arm, seed, job.folder, job.group, job.summary, job.net or ""))
 
     kept: dict[tuple[str, int], Run] = {}
     for run in runs:
@@ -253,9 +255,10 @@ def gather(roots: list[str | Path]) -> Gathered:
     return Gathered(list(kept.values()), failed, notes)
 
 
-def _run(arm: str, seed: int, folder: Path, group: str, summary: dict) -> Run:
+def _run(arm: str, seed: int, folder: Path, group: str, summary: dict, net: str = "") -> Run:
     metrics = {
         k: (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
         for k, v in (summary.get("metrics") or {}).items()
     }
-    return Run(arm, int(seed), str(folder), group, metrics, dict(summary.get("scans") or {}))
+    scans = dict(summary.get("scans") or {})
+    return Run(arm, int(seed), str(folder), group, metrics, scans, net)

@@ -142,6 +142,8 @@ def test_reference_arm():
     assert reference_arm(["smp_fpn", "unet"]) == "smp_fpn"  # no unetplusplus: the first
     assert reference_arm(["smp_fpn", "unet"], "unet") == "unet"
     assert reference_arm(["unet lr=0.1", "unetplusplus lr=0.1"]) == "unetplusplus lr=0.1"
+    nets = {"paper_unet": {"unet"}, "paper_unetplusplus": {"unetplusplus"}}  # experiment=...
+    assert reference_arm(["paper_unet", "paper_unetplusplus"], nets=nets) == "paper_unetplusplus"
     with pytest.raises(InputError, match="--reference fpn matches no arm; arms: smp_fpn, unet"):
         reference_arm(["smp_fpn", "unet"], "fpn")
     with pytest.raises(InputError, match="several arms"):
@@ -357,3 +359,83 @@ def test_wandb_offline_compare_run(tmp_path, capsys, monkeypatch):
     assert row["compare/leaderboard/nrows"] == 3  # one row per arm
     assert row["compare/paired_differences/nrows"] == 2 * 7  # 2 arms x the 7 metrics runs have
     assert row["compare/leaderboard_plot/_type"] == "image-file"
+
+
+# --- real sweeps (slow) ----------------------------------------------------------------------
+
+
+def _sweep_cli(tmp_path, *overrides: str):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [
+            sys.executable, "-m", "cac_lightning.cli.train", "-m", "logger=csv",
+            f"paths.log_dir={tmp_path / 'outputs'}", f"paths.data_dir={tmp_path / 'data'}",
+            *overrides,
+        ],
+        capture_output=True, text=True, timeout=1800, cwd=tmp_path,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_arch_sweep_then_compare(tmp_path, capsys, monkeypatch):
+    """`cac-train -m experiment=arch_sweep` with three of its arms, shrunk to one epoch and
+    one seed, then cac-compare on the multirun folder."""
+    pytest.importorskip("segmentation_models_pytorch")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    r = _sweep_cli(
+        tmp_path, "experiment=arch_sweep", "model/net=unet,unetplusplus,smp_unet", "seed=1",
+        "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "data.samples_per_epoch=16",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    (root,) = (tmp_path / "outputs" / "arch_sweep" / "multiruns").iterdir()
+    summaries = [json.loads(p.read_text()) for p in sorted(root.glob("*/metrics.json"))]
+    assert len(summaries) == 3
+    for s in summaries:  # callbacks/throughput.py in every run
+        assert s["metrics"]["model/params"] > 0 and s["metrics"]["train/slices_per_s"] > 0
+    out = tmp_path / "results.md"
+    assert main([str(root), "--out", str(out), "--n-boot", "200"]) == 0
+    text = out.read_text()
+    board = text.split("## Leaderboard")[1].split("## Paired")[0]
+    assert {ln.split(" | ")[1] for ln in board.splitlines() if ln.startswith("| ")} == {
+        "arm", "unet", "unetplusplus", "smp_unet",
+    }  # fmt: skip
+    assert "## Paired differences against unetplusplus" in text
+    assert "| CAC error (MAE) | smp_unet |" in text and "| CAC error (MAE) | unet |" in text
+    assert "W&B: compare run in group arch_sweep" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_failed_job_does_not_stop_the_sweep(tmp_path):
+    """A bad override value for one arm (a negative learning rate): that job records
+    failed.json, the jobs after it still run, and cac-compare names it in its notes. The same
+    error in a single run still raises."""
+    r = _sweep_cli(
+        tmp_path, "experiment=smoke", "model.optimizer.lr=0.001,-1,0.003", "seed=1",
+        "trainer.max_epochs=1",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    (root,) = (tmp_path / "outputs" / "smoke" / "multiruns").iterdir()
+    assert sorted(p.parent.name for p in root.glob("*/metrics.json")) == ["0", "2"]
+    failure = json.loads((root / "1" / "failed.json").read_text())
+    assert failure["error"] == "ValueError" and "model.optimizer.lr=-1" in failure["overrides"]
+    out = tmp_path / "results.md"
+    assert main([str(root), "--out", str(out), "--n-boot", "200", "--no-wandb"]) == 0
+    text = out.read_text()
+    assert f"job `{root / '1'}` (arm lr=-1, seed 1) failed: ValueError: " in text
+    assert "| CAC error (MAE) | lr=0.003 |" in text  # the others are compared (ref: first arm)
+
+    import subprocess
+    import sys
+
+    single = subprocess.run(
+        [
+            sys.executable, "-m", "cac_lightning.cli.train", "experiment=smoke", "logger=csv",
+            "model.optimizer.lr=-1", f"paths.log_dir={tmp_path / 'single'}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert single.returncode not in (0, 2) and "Traceback" in single.stderr
+    assert not list((tmp_path / "single").rglob("failed.json"))
