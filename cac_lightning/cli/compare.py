@@ -83,11 +83,18 @@ def log_wandb(tables: dict, image: Path, group: str, config: dict, out_dir: Path
         run.finish()
 
 
-def report(roots: list[Path], found: Gathered, board_md: str, paired_md: str, png: str,
-           reference: str, notes_: list[str]) -> str:  # fmt: skip
-    """The markdown file: leaderboard, paired differences, notes."""
+def report(
+    roots: list[Path],
+    found: Gathered,
+    reference: str,
+    tables: tuple[str, str],
+    png: str,
+    notes_: list[str],
+) -> str:
+    """The markdown file: ``tables`` (leaderboard, paired differences; "" for none), notes."""
     from cac_lightning.evaluation.comparison import ALPHA, arms_of
 
+    board_md, paired_md = tables
     n_arms = len(arms_of(found.runs))
     where = ", ".join(f"`{r}`" for r in roots)
     text = (
@@ -157,9 +164,8 @@ def _main(argv: list[str] | None = None) -> int:
     found_notes = notes(found, reference)
     out = Path(a.out)
     png = out.with_suffix(".png")
-    atomic_write_text(
-        out, report(roots, found, board_md, paired_md, png.name, reference, found_notes)
-    )
+    text = report(roots, found, reference, (board_md, paired_md), png.name, found_notes)
+    atomic_write_text(out, text)
     leaderboard_png(png, board, PLOTTED, title="mean ± sd over seeds")
     print(board_md)
     if paired_md:
