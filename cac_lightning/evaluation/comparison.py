@@ -186,8 +186,10 @@ def _pair(runs: Sequence[Run], reference: str, arm: str, key: str) -> tuple[dict
     split = key.split("/")[0]
     by_arm = {a: {r.seed: r for r in runs if r.arm == a} for a in (reference, arm)}
     common = set(by_arm[reference]) & set(by_arm[arm])
-    records = key not in VOXEL_LEVEL and all(
-        by_arm[a][s].scans.get(split) for a in by_arm for s in common
+    records = (
+        key not in VOXEL_LEVEL
+        and bool(common)
+        and all(by_arm[a][s].scans.get(split) for a in by_arm for s in common)
     )
     if records:
         return tuple({s: list(r.scans[split]) for s, r in by_arm[a].items()} for a in by_arm)

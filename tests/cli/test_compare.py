@@ -276,7 +276,8 @@ def test_external_arm_paired_by_scan_id(tmp_path):
     (nn / "metrics.json").write_text(json.dumps(summary))
     other = tmp_path / "runs" / "nnunet_3d"
     other.mkdir()
-    (other / "metrics.json").write_text(json.dumps({**summary, "arm": "nnunet_3d", "seed": 0}))
+    only_test = {**summary, "arm": "nnunet_3d", "seed": 0, "scans": {"test": scans["test"]}}
+    (other / "metrics.json").write_text(json.dumps(only_test))  # no test_zero split
     out = tmp_path / "r.md"
     args = [str(root), str(nn), str(other), "--out", str(out), "--n-boot", "200", "--no-wandb"]
     assert main(args) == 0
@@ -286,6 +287,7 @@ def test_external_arm_paired_by_scan_id(tmp_path):
     assert "arm nnunet_2d: no run for seed(s) 2 of unetplusplus" in text
     assert "arm nnunet_3d (seeds 0) has no seed in common with the reference" in text
     assert "| CAC error (MAE) | nnunet_3d | n/a | n/a | n/a | n/a |" in text
+    assert "| Zero-CAC FP rate | nnunet_3d | n/a |" in text
 
 
 def test_failed_unfinished_and_unpaired_are_notes(tmp_path, capsys):
