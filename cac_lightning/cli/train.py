@@ -114,15 +114,29 @@ def _multirun_job() -> tuple[str, list[str]] | None:
     return hc.runtime.output_dir, list(hc.overrides.task)
 
 
-def _record_failure(job: tuple[str, list[str]], err: BaseException, found) -> None:
+def _record_failure(job: tuple[str, list[str]], err: BaseException) -> None:
     """A multirun job that raised: log it, write ``failed.json`` in its folder, and let the
-    sweep go on (the other arms still run; ``cac-compare`` lists the failure)."""
+    sweep go on (the other arms still run; ``cac-compare`` lists the failure). A user error is
+    one line; anything else also goes to the job's log with its traceback."""
+    from cac_lightning.cli.common import user_error
     from cac_lightning.evaluation.runs import one_line, write_failure
 
+    found = user_error(err)
     if found is None:
         log.error("job failed: %s", one_line(err), exc_info=err)
     path = write_failure(job[0], found or err, job[1])
     print(f"cac-train: job failed: {one_line(found or err)} (recorded in {path})", file=sys.stderr)
+
+
+def _release_memory() -> None:
+    """Free what a failed job held (Lightning's objects refer to each other) before the next
+    job starts: an arm that ran out of GPU memory must not leave the next one short."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -217,20 +231,24 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     from cac_lightning.cli.common import EXIT_USER_ERROR, user_error
 
     job = _multirun_job()
+    failed = False
     try:
         metrics, _ = train(cfg)
     except Exception as err:  # ours, possibly wrapped by Hydra's instantiate: one line
-        found = user_error(err)
+        failed = True
         _finish_wandb(exit_code=1)
-        if job is not None:  # not NaN: the Optuna sweeper fails on NaN
-            _record_failure(job, err, found)
+        if job is not None:  # None, not NaN: the Optuna sweeper fails on NaN
+            _record_failure(job, err)
             return None
+        found = user_error(err)
         if found is None:
             raise
         print(f"cac-train: error: {found}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     finally:
         _finish_wandb()
+        if failed and job is not None:
+            _release_memory()
     name = cfg.get("optimized_metric")
     value = metrics.get(f"best/{name}", metrics.get(name)) if name else None
     return None if value is None or math.isnan(value) else value
