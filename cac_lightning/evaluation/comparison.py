@@ -206,7 +206,7 @@ def _verdict(key: str, res: PairedDifference, p_holm: float, arm: str, reference
     if res.n_seeds == 0:
         return "no paired values"
     if not math.isfinite(p_holm):
-        return "too few runs for an interval"
+        return "no interval (too few seeds or scans)"
     if p_holm >= ALPHA:
         return "not distinguishable"
     better = (res.diff < 0) == (key in LOWER_IS_BETTER)

@@ -13,7 +13,10 @@ recomputed on every resample from the per-scan Agatston scores of ``metrics.json
 metric definitions are those of the one metric path
 (:func:`cac_lightning.evaluation.tables.metrics_by_split`), which a test checks the shortcuts
 against, and any other Agatston-based key goes through it directly. Voxel-level metrics
-(Dice, ...) have no per-scan scores there: their interval resamples seeds only.
+(Dice, ...) have no per-scan scores there: their interval resamples seeds only, and their
+p-value is at least ``2 ** (1 - n)`` for ``n`` seeds (:func:`seed_floor`): a bootstrap of a
+handful of numbers that all share a sign puts every resample on that side, which says nothing
+with two seeds.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "bootstrap_paired",
     "holm",
     "records_to_arrays",
+    "seed_floor",
     "seeds_needed",
 ]
 
@@ -169,6 +173,13 @@ def bootstrap_p(values: np.ndarray) -> float:
     return float(min(1.0, 2.0 * tail / (v.size + 1)))
 
 
+def seed_floor(n_seeds: int) -> float:
+    """``2 ** (1 - n)``: the smallest two-sided p-value that ``n`` paired differences can give
+    under a sign-flip test (all ``2 ** n`` sign patterns equally likely under no difference);
+    the floor of a seeds-only bootstrap p-value (0.5 for two seeds, 1/32 for six)."""
+    return 2.0 ** (1 - n_seeds)
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment of p-values for multiple comparisons (Holm 1979).
 
@@ -225,7 +236,7 @@ def bootstrap_paired(
         reps = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
         lo, hi = _percentiles(reps)
         sd = float(d.std(ddof=1))
-        p = bootstrap_p(reps)
+        p = max(bootstrap_p(reps), seed_floor(d.size))
         return PairedDifference(float(d.mean()), lo, hi, int(d.size), sd, "seeds", p)
 
     split = key.split("/")[0]

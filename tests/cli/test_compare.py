@@ -63,6 +63,17 @@ def test_bootstrap_interval_includes_scan_sampling():
     assert one.diff == pytest.approx(0.2) and not one.distinguishable and one.lo != one.lo
 
 
+def test_seeds_only_p_has_the_sign_flip_floor():
+    from cac_lightning.evaluation.paired import bootstrap_paired, seed_floor
+
+    a = {s: 0.5 for s in range(1, 7)}
+    b = {s: 0.6 + 0.01 * s for s in range(1, 7)}  # better on every seed
+    two = bootstrap_paired({1: a[1], 2: a[2]}, {1: b[1], 2: b[2]}, "test/dice", n_boot=300)
+    assert two.lo > 0 and two.p == seed_floor(2) == 0.5
+    six = bootstrap_paired(a, b, "test/dice", n_boot=300)
+    assert six.p == seed_floor(6) == pytest.approx(1 / 32)  # the bootstrap alone: 2/301
+
+
 def test_seeds_needed():
     from cac_lightning.evaluation.paired import seeds_needed
 
@@ -224,9 +235,10 @@ def test_n_arms_leaderboard_paired_holm(tmp_path, capsys):
     assert mae.p_holm == pytest.approx(4 / 201) and mae.verdict == "smp_fpn better"
     same = rows["test/agatston_mae", "unet"]
     assert same.result.diff == 0 and same.p_holm == 1.0 and same.verdict == "not distinguishable"
-    dice = rows["test/dice", "smp_fpn"]  # voxel level: seeds only, +0.2 on each seed
+    dice = rows["test/dice", "smp_fpn"]  # voxel level: seeds only, +0.2 on each seed ...
     assert dice.result.level == "seeds" and dice.result.diff == pytest.approx(0.2)
-    assert dice.verdict == "smp_fpn better"
+    assert dice.result.lo == dice.result.hi == pytest.approx(0.2)  # every resample: +0.2
+    assert dice.result.p == 0.5 and dice.verdict == "not distinguishable"  # ... of two seeds
 
     out = tmp_path / "res" / "results.md"
     assert main([str(root), "--out", str(out), "--n-boot", "200", "--no-wandb"]) == 0
