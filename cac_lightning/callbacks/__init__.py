@@ -1,11 +1,12 @@
 """Lightning callbacks: scan-level Agatston evaluation, loss-gap stopping, overlay images,
-run dashboards."""
+run dashboards, model size and training speed."""
 
 from cac_lightning.callbacks.agatston import ScanAgatstonEvaluation
 from cac_lightning.callbacks.checkpoint import ResumableModelCheckpoint
 from cac_lightning.callbacks.dashboard import RunDashboard
 from cac_lightning.callbacks.images import OverlayImageLogger
 from cac_lightning.callbacks.loss_gap import LossGapStopping
+from cac_lightning.callbacks.throughput import TrainingThroughput
 
 __all__ = [
     "LossGapStopping",
@@ -13,4 +14,5 @@ __all__ = [
     "ResumableModelCheckpoint",
     "RunDashboard",
     "ScanAgatstonEvaluation",
+    "TrainingThroughput",
 ]

@@ -6,6 +6,11 @@ only: fresh optimiser, epoch 0, any dataset). With ``calibrate_lesion_floor=true
 checkpoint's lesion-confidence floor is chosen on the validation scans (native grid) after
 fitting, before the test (:mod:`cac_lightning.evaluation.calibration`). The run folder holds
 checkpoints, the CSV log, the offline W&B run and ``metrics.json`` (the end-of-run summary).
+
+In a multirun (``-m``) a job that raises does not stop the sweep: it writes ``failed.json``
+(error type, one-line message, overrides; :mod:`cac_lightning.evaluation.runs`) in its folder
+and returns None, and the next job runs. A single run reports a user error in one line (exit 2)
+and raises anything else.
 """
 
 from __future__ import annotations
@@ -88,14 +93,50 @@ def _calibrate_floor(trainer, model, datamodule) -> dict[str, float]:
     return values
 
 
-def _finish_wandb() -> None:
+def _finish_wandb(exit_code: int | None = None) -> None:
     try:
         import wandb
 
         if wandb.run is not None:
-            wandb.finish()
+            wandb.finish(exit_code=exit_code)
     except ImportError:
         pass
+
+
+def _multirun_job() -> tuple[str, list[str]] | None:
+    """(job folder, overrides) when this is a job of a Hydra multirun, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    hc = HydraConfig.get()
+    return hc.runtime.output_dir, list(hc.overrides.task)
+
+
+def _record_failure(job: tuple[str, list[str]], err: BaseException) -> None:
+    """A multirun job that raised: log it, write ``failed.json`` in its folder, and let the
+    sweep go on (the other arms still run; ``cac-compare`` lists the failure). A user error is
+    one line; anything else also goes to the job's log with its traceback."""
+    from cac_lightning.cli.common import user_error
+    from cac_lightning.evaluation.runs import one_line, write_failure
+
+    found = user_error(err)
+    if found is None:
+        log.error("job failed: %s", one_line(err), exc_info=err)
+    path = write_failure(job[0], found or err, job[1])
+    print(f"cac-train: job failed: {one_line(found or err)} (recorded in {path})", file=sys.stderr)
+
+
+def _release_memory() -> None:
+    """Free what a failed job held (Lightning's objects refer to each other) before the next
+    job starts: an arm that ran out of GPU memory must not leave the next one short."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -189,9 +230,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 def _hydra_main(cfg: DictConfig) -> float | None:
     from cac_lightning.cli.common import EXIT_USER_ERROR, user_error
 
+    job = _multirun_job()
+    failed = False
     try:
         metrics, _ = train(cfg)
     except Exception as err:  # ours, possibly wrapped by Hydra's instantiate: one line
+        failed = True
+        _finish_wandb(exit_code=1)
+        if job is not None:  # None, not NaN: the Optuna sweeper fails on NaN
+            _record_failure(job, err)
+            return None
         found = user_error(err)
         if found is None:
             raise
@@ -199,6 +247,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         sys.exit(EXIT_USER_ERROR)
     finally:
         _finish_wandb()
+        if failed and job is not None:
+            _release_memory()
     name = cfg.get("optimized_metric")
     value = metrics.get(f"best/{name}", metrics.get(name)) if name else None
     return None if value is None or math.isnan(value) else value

@@ -1,17 +1,22 @@
-"""Paired architecture comparison with a hierarchical bootstrap (the U-Net vs U-Net++ ablation).
+"""Paired architecture comparison with a hierarchical bootstrap (``cac-compare``'s arms).
 
-For a metric, the paired difference ``B - A`` (e.g. U-Net++ - U-Net) is the mean over seeds
-of the per-seed difference on the same test scans. Its 95 % interval is a percentile bootstrap
-that resamples seeds (with replacement) and, within each drawn seed, the test scans (with
-replacement, the same scans for both networks): both sources of variation, training seed and
-test sample, are in the interval. When it covers 0 the two networks are "not distinguishable".
+For a metric, the paired difference ``B - A`` (an arm minus the reference arm) is the mean over
+seeds of the per-seed difference on the same test scans (paired by scan id). Its 95 % interval
+is a percentile bootstrap that resamples seeds (with replacement) and, within each drawn seed,
+the test scans (with replacement, the same scans for both networks): both sources of variation,
+training seed and test sample, are in the interval. The two-sided p-value is read from the
+same resamples (:func:`bootstrap_p`); with several arms against one reference,
+:func:`holm` adjusts the p-values of one metric for the number of arms.
 
 Scan-level metrics (Agatston MAE, ICC, risk kappa, zero-calcium flagged rate) are
 recomputed on every resample from the per-scan Agatston scores of ``metrics.json``; the
 metric definitions are those of the one metric path
 (:func:`cac_lightning.evaluation.tables.metrics_by_split`), which a test checks the shortcuts
 against, and any other Agatston-based key goes through it directly. Voxel-level metrics
-(Dice, ...) have no per-scan scores there: their interval resamples seeds only.
+(Dice, ...) have no per-scan scores there: their interval resamples seeds only, and their
+p-value is at least ``2 ** (1 - n)`` for ``n`` seeds (:func:`seed_floor`): a bootstrap of a
+handful of numbers that all share a sign puts every resample on that side, which says nothing
+with two seeds.
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ from cac_lightning.vessels import VESSELS_AND_TOTAL
 __all__ = [
     "PairedDifference",
     "agatston_records",
+    "bootstrap_p",
     "bootstrap_paired",
+    "holm",
     "records_to_arrays",
+    "seed_floor",
     "seeds_needed",
 ]
 
@@ -72,6 +80,8 @@ class PairedDifference:
         n_seeds: seeds with both networks.
         sd_seed: standard deviation of the per-seed differences (NaN with one seed).
         level: ``"scans+seeds"`` or ``"seeds"`` (what was resampled).
+        p: two-sided bootstrap p-value of "no difference" (:func:`bootstrap_p`; NaN when
+            there is no interval).
     """
 
     diff: float
@@ -80,6 +90,7 @@ class PairedDifference:
     n_seeds: int
     sd_seed: float
     level: str
+    p: float = math.nan
 
     @property
     def distinguishable(self) -> bool:
@@ -101,9 +112,9 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
     """``f(ref (n, 5), pred (n, 5)) -> value`` of ``key``.
 
     The headline metrics are computed directly with the statistics the tables use (MAE of the
-    totals, ICC(A,1) of the totals, Cohen's kappa of the risk categories, the zero-calcium
-    flagged rate), about 10x faster than building every table; any other key goes through
-    :func:`~cac_lightning.evaluation.tables.metrics_by_split` on records of the scores.
+    totals, ICC(A,1) of the totals, Cohen's kappa and accuracy of the risk categories, the
+    zero-calcium flagged rate), about 10x faster than building every table; any other key goes
+    through :func:`~cac_lightning.evaluation.tables.metrics_by_split` on records of the scores.
     """
     from cac_lightning.evaluation.stats import cohen_kappa, icc_a1
     from cac_lightning.scoring.risk import RISK_CATEGORIES as RISK
@@ -120,6 +131,8 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
             return float(np.abs(p - r).mean())
         if name == "icc_agatston_total":
             return float(icc_a1(r, p).icc)
+        if name == "risk_accuracy":
+            return float(np.mean([a == b for a, b in zip(cats(r), cats(p), strict=True)]))
         if name in ("kappa", "kappa_linear"):
             weights = "linear" if name == "kappa_linear" else None
             return float(cohen_kappa(cats(r), cats(p), labels=RISK, weights=weights).kappa)
@@ -132,11 +145,59 @@ def _scan_metric(split: str, key: str) -> Callable[[np.ndarray, np.ndarray], flo
     return f
 
 
-def _percentiles(values: np.ndarray) -> tuple[float, float]:
+def _enough(values: np.ndarray) -> np.ndarray | None:
+    """The finite resamples, or None when too few are finite for an interval."""
     v = values[np.isfinite(values)]
-    if v.size < max(20, values.size // 2):
+    return v if v.size >= max(20, values.size // 2) else None
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float]:
+    v = _enough(values)
+    if v is None:
         return math.nan, math.nan
     return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
+
+
+def bootstrap_p(values: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the difference is 0" from resampled differences.
+
+    ``min(1, 2 * (min(#{d <= 0}, #{d >= 0}) + 1) / (n + 1))`` over the ``n`` finite
+    resamples: twice the smaller tail, in the Monte Carlo ``(count + 1) / (n + 1)`` form so it
+    is never 0. Resamples that are all exactly 0 give 1. NaN when too few resamples are finite
+    for an interval.
+    """
+    v = _enough(np.asarray(values, dtype=float))
+    if v is None:
+        return math.nan
+    tail = min(int((v <= 0).sum()), int((v >= 0).sum())) + 1
+    return float(min(1.0, 2.0 * tail / (v.size + 1)))
+
+
+def seed_floor(n_seeds: int) -> float:
+    """``2 ** (1 - n)``: the smallest two-sided p-value that ``n`` paired differences can give
+    under a sign-flip test (all ``2 ** n`` sign patterns equally likely under no difference);
+    the floor of a seeds-only bootstrap p-value (0.5 for two seeds, 1/32 for six)."""
+    return 2.0 ** (1 - n_seeds)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for multiple comparisons (Holm 1979).
+
+    Sorted ascending, the i-th of m p-values (i from 0) becomes ``(m - i) * p``, made
+    non-decreasing along the order and capped at 1. NaN entries are left out of ``m`` and
+    stay NaN.
+
+    Example:
+        ``holm([0.01, 0.04, 0.03])`` is ``[0.03, 0.06, 0.06]``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = [math.nan] * p.size
+    finite = [i for i in np.argsort(p, kind="stable") if math.isfinite(p[i])]
+    running = 0.0
+    for rank, i in enumerate(finite):
+        running = max(running, min(1.0, (len(finite) - rank) * float(p[i])))
+        out[i] = running
+    return out
 
 
 def bootstrap_paired(
@@ -151,7 +212,8 @@ def bootstrap_paired(
     Args:
         a / b: seed -> per-scan records of the metric's split (a list of dicts as in
             ``metrics.json["scans"][split]``) for scan-level metrics, or seed -> a number
-            (the run's metric) for metrics without per-scan records.
+            (the run's metric) for metrics without per-scan records; records only where both
+            have them for every common seed, else the numbers (a list gives NaN there).
         key: metric name, e.g. ``test/agatston_mae`` or ``test_zero/zero_cac_flagged_rate``.
         n_boot: bootstrap resamples.
         seed: seed of the resampling.
@@ -163,7 +225,7 @@ def bootstrap_paired(
     if not seeds:
         return PairedDifference(math.nan, math.nan, math.nan, 0, math.nan, "seeds")
     rng = np.random.default_rng(seed)
-    scan_level = all(isinstance(a[s], (list, tuple)) for s in seeds)
+    scan_level = all(isinstance(x[s], (list, tuple)) for s in seeds for x in (a, b))
     if not scan_level:
         d = np.array([_num(b[s]) - _num(a[s]) for s in seeds])
         d = d[np.isfinite(d)]
@@ -174,7 +236,8 @@ def bootstrap_paired(
         reps = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
         lo, hi = _percentiles(reps)
         sd = float(d.std(ddof=1))
-        return PairedDifference(float(d.mean()), lo, hi, int(d.size), sd, "seeds")
+        p = max(bootstrap_p(reps), seed_floor(d.size))
+        return PairedDifference(float(d.mean()), lo, hi, int(d.size), sd, "seeds", p)
 
     split = key.split("/")[0]
     metric = _scan_metric(split, key)
@@ -212,7 +275,7 @@ def bootstrap_paired(
     finite = per_seed[np.isfinite(per_seed)]
     sd = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
     mean = float(finite.mean()) if finite.size else math.nan
-    return PairedDifference(mean, lo, hi, len(paired), sd, "scans+seeds")
+    return PairedDifference(mean, lo, hi, len(paired), sd, "scans+seeds", bootstrap_p(reps))
 
 
 def _num(value: object) -> float:

@@ -1,4 +1,5 @@
-"""Evaluation figures: Bland-Altman (Hong et al. 2022, Fig. 5), risk confusion, scatter.
+"""Evaluation figures: Bland-Altman (Hong et al. 2022, Fig. 5), risk confusion, scatter, and
+``cac-compare``'s leaderboard.
 
 Drawn on :func:`cac_lightning.render.new_figure` (matplotlib imported lazily, Agg canvas,
 never ``pyplot``) and written atomically by :func:`cac_lightning.render.save_png`.
@@ -13,7 +14,7 @@ import numpy as np
 
 from cac_lightning.render.figures import new_figure, save_png
 
-__all__ = ["bland_altman_png", "risk_confusion_png", "scatter_png"]
+__all__ = ["bland_altman_png", "leaderboard_png", "risk_confusion_png", "scatter_png"]
 
 TITLES = {
     "agatston": "Agatston score",
@@ -133,6 +134,39 @@ def scatter_png(path: str | Path, pairs: Pairs, title: str = "") -> Path:
         ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
         ax.set_xlabel("reference")
         ax.set_ylabel("predicted")
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)
+
+
+def leaderboard_png(
+    path: str | Path,
+    rows: Sequence[Mapping],
+    metrics: Sequence[tuple[str, str]],
+    title: str = "",
+) -> Path:
+    """One panel per metric: a horizontal bar per arm, mean ± sd over seeds, arms in the order
+    of ``rows`` (the leaderboard's, best first at the top).
+
+    Args:
+        path: output PNG.
+        rows: ``{"arm": name, key: (mean, sd, n), ...}`` per arm.
+        metrics: ``(key, label)`` per panel.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    arms = [str(r["arm"]) for r in rows]
+    fig = new_figure(3.2 * len(metrics) + 1.5, 0.9 + 0.35 * len(arms))
+    axes = fig.subplots(1, len(metrics), squeeze=False, sharey=True)[0]
+    y = np.arange(len(arms))[::-1]
+    for ax, (key, label) in zip(axes, metrics, strict=True):
+        mean = np.array([r[key][0] for r in rows], dtype=float)
+        sd = np.array([r[key][1] for r in rows], dtype=float)
+        ax.barh(y, np.nan_to_num(mean), xerr=np.nan_to_num(sd), color="tab:blue", capsize=3)
+        ax.set_title(label, fontsize=10)
+    axes[0].set_yticks(y, arms)
     if title:
         fig.suptitle(title)
     return save_png(fig, path)

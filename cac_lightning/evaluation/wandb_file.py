@@ -77,10 +77,11 @@ def _value(json_text: str):
 
 @dataclass
 class OfflineRun:
-    """What an offline run logged: config, summary, history rows, tags and group."""
+    """What an offline run logged: config, summary, history rows, tags, group and job type."""
 
     run_id: str = ""
     group: str = ""
+    job_type: str = ""
     tags: list[str] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
@@ -125,6 +126,7 @@ def read_run(path: str | Path, wait_s: float = 0.0) -> OfflineRun:
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             run.run_id, run.group = rec.run.run_id, rec.run.run_group
+            run.job_type = rec.run.job_type
             run.tags = list(rec.run.tags)
             for item in rec.run.config.update:
                 keys = list(item.nested_key) or [item.key]

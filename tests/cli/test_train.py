@@ -52,6 +52,12 @@ def test_smoke_run_writes_checkpoint_csv_wandb(train_cfg, cohort):
     assert list(runs[0].rglob("media/images/val/overlays*.png"))  # overlay images logged
     assert (out / "metrics.json").is_file()
     assert "test/agatston_mae" in metrics and "test_zero/zero_cac_flagged_rate" in metrics
+    # model size and training speed (callbacks/throughput.py) reach metrics.json
+    import json
+
+    written = json.loads((out / "metrics.json").read_text())["metrics"]
+    n_params = sum(p.numel() for p in objs["model"].parameters() if p.requires_grad)
+    assert written["model/params"] == n_params and written["train/slices_per_s"] > 0
     ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["hyper_parameters"]["net"]["name"] == "unetplusplus"
     # the lesion-confidence floor, chosen on the validation scans, is in the best checkpoint
@@ -127,6 +133,33 @@ def test_bad_data_dir_is_one_line(tmp_path):
     assert r.returncode == 2
     err = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert err[-1].startswith("cac-train: error:") and "Traceback" not in r.stderr
+
+
+def test_multirun_job_failures_are_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    """Each job of a multirun that raises writes failed.json and the next job runs; the
+    sweep ends normally, and cac-compare finds nothing usable (one line, exit 2)."""
+    import json
+
+    from cac_lightning.cli.compare import main as compare
+
+    r = subprocess.run(
+        [
+            sys.executable, "-m", "cac_lightning.cli.train", "-m", "data=manifest",
+            f"data.data_dir={tmp_path / 'missing'}", "logger=csv", f"paths.log_dir={tmp_path}",
+            "seed=1,2",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    failed = sorted(tmp_path.rglob("failed.json"))
+    assert [f.parent.name for f in failed] == ["0", "1"]
+    record = json.loads(failed[1].read_text())
+    assert record["error"] == "InputError" and "seed=2" in record["overrides"]
+    assert "manifest" in record["message"] and "\n" not in record["message"]
+    assert "Traceback" not in r.stderr  # a user error: one line per job
+    assert r.stderr.count("cac-train: job failed:") == 2
+    assert compare([str(failed[0].parents[1]), "--out", str(tmp_path / "r.md")]) == 2
+    assert "(2 failed, 0 unfinished jobs)" in capsys.readouterr().err
 
 
 def test_eval_without_checkpoint_names_the_override(tmp_path):

@@ -124,7 +124,7 @@ def test_callback_options_instantiate(train_cfg, callbacks):
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         names = {type(o).__name__ for o in objs}
-        assert {"ScanAgatstonEvaluation", "LossGapStopping"} <= names
+        assert {"ScanAgatstonEvaluation", "LossGapStopping", "TrainingThroughput"} <= names
         assert any(isinstance(o, ModelCheckpoint) for o in objs)
 
 
