@@ -143,5 +143,7 @@ def test_hparams_search_and_launcher_compose(train_cfg):
     cfg = train_cfg(["hparams_search=optuna"])
     assert cfg.hydra.sweeper.direction == "minimize"
     assert "model/net" in cfg.hydra.sweeper.params
+    # a failed job (no return value) is a failed trial, and the search goes on
+    assert cfg.hydra.sweeper.max_failure_rate == 1.0
     cfg = train_cfg(["hydra/launcher=slurm"])
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
