@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from cac_lightning.evaluation.runs import SPEED_KEY
 from cac_lightning.models.registry import count_parameters
 
 __all__ = ["TrainingThroughput", "batch_slices"]
@@ -98,4 +99,4 @@ class TrainingThroughput(Callback):
         pl_module.log("model/params", float(count_parameters(pl_module)), sync_dist=False)
         speed = self.slices_per_s()
         if math.isfinite(speed):  # at least one timed step
-            pl_module.log("train/slices_per_s", speed, sync_dist=True, reduce_fx="sum")
+            pl_module.log(SPEED_KEY, speed, sync_dist=True, reduce_fx="sum")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cac_lightning.evaluation.paired import PairedDifference
-from cac_lightning.evaluation.runs import Run
+from cac_lightning.evaluation.runs import SPEED_KEY, Run
 
 __all__ = [
     "ALPHA",
@@ -66,7 +66,7 @@ LEADERBOARD = (
     ("test/risk_accuracy", "risk accuracy"),
     ("test/dice", "Dice"),
     ("model/params", "params"),
-    ("train/slices_per_s", "train slices/s"),
+    (SPEED_KEY, "train slices/s"),
 )
 
 
@@ -142,7 +142,7 @@ def _cell(key: str, stat: tuple[float, float, int]) -> str:
         return "n/a"
     if key == "model/params":
         return f"{mean / 1e6:.2f} M" if sd == 0 else f"{mean / 1e6:.2f} ± {sd / 1e6:.2f} M"
-    digits = 1 if key == "train/slices_per_s" or abs(mean) >= 100 else 3
+    digits = 1 if key == SPEED_KEY or abs(mean) >= 100 else 3
     return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if n > 1 else "")
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 from cac_lightning.io.atomic import atomic_write_text
 
 __all__ = [
+    "SPEED_KEY",
+    "TIMING_KEYS",
     "FAILED_FILE",
     "FailedJob",
     "Gathered",
@@ -35,6 +37,12 @@ __all__ = [
     "parse_overrides",
     "write_failure",
 ]
+
+SPEED_KEY = "train/slices_per_s"
+"""Training slices per second (callbacks/throughput.py), a column of cac-compare's leaderboard."""
+TIMING_KEYS: tuple[str, ...] = (SPEED_KEY,)
+"""A run's metrics that are wall-clock measurements: they differ between runs of the same seed;
+every other metric is reproducible on the same machine."""
 
 FAILED_FILE = "failed.json"
 METRICS_FILE = "metrics.json"
