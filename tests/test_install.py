@@ -1,7 +1,7 @@
 """Works as an installed package: a wheel with the configs, a fresh venv, commands from anywhere.
 
 How (offline, and the same on a fresh machine): the wheel is built from a copy of this source
-tree (package, ``pyproject.toml``, README) with
+tree (package, ``conf/``, ``pyproject.toml``, ``setup.py``, README) with
 ``pip wheel --no-deps --no-build-isolation`` by the interpreter running the tests; a new venv
 (``python -m venv``, nothing inherited) gets it with ``pip install --no-deps``, and a ``.pth``
 file in the new venv adds the running interpreter's site-packages *after* its own, so the
@@ -53,8 +53,9 @@ def wheel(tmp_path_factory) -> Path:
     # Build from a copy, so setuptools' build/ and egg-info never land in the source tree.
     src = build / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
-    shutil.copytree(ROOT / "cac_lightning", src / "cac_lightning", ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
+    for folder in ("cac_lightning", "conf"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     _run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",

@@ -149,9 +149,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """
     import lightning as L
     from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import ProgressBar
 
     from cac_lightning.callbacks import ScanAgatstonEvaluation
     from cac_lightning.callbacks.geometry import RecordDataGeometry
+    from cac_lightning.callbacks.progress import progress_bar
     from cac_lightning.cli.common import check_config
     from cac_lightning.errors import InputError
     from cac_lightning.evaluation.dashboard import flatten_config
@@ -172,6 +174,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
         load_init_weights(model, cfg.init_from)
     callbacks = _instantiate_dict(cfg.get("callbacks")) + [RecordDataGeometry()]
+    if cfg.trainer.get("enable_progress_bar", True) and not any(
+        isinstance(c, ProgressBar) for c in callbacks
+    ):
+        callbacks.append(progress_bar())  # Lightning's default bar hangs DDP at epoch end
     ckpt_path = cfg.get("ckpt_path") if cfg.get("train") else None
     stopped = None
     if ckpt_path:
