@@ -107,7 +107,7 @@ def basic_unetplusplus(in_channels: int, num_classes: int, **kwargs: Any) -> nn.
     )
     for i in (1, 2, 3):
         setattr(net, f"final_conv_0_{i}", nn.Identity())
-    return PaddedNet(net, 16)
+    return PaddedNet(net, 16, 32)  # instance norm: 2x2 pixels at the bottleneck
 
 
 def dynunet(in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
@@ -178,4 +178,4 @@ def swinunetr(
         **kwargs,
     )
     multiple = int(kwargs.get("patch_size", 2)) * 2 ** len(kwargs.get("depths", (2, 2, 2, 2)))
-    return PaddedNet(net, multiple)
+    return PaddedNet(net, multiple, 2 * multiple)  # instance norm: 2x2 at the bottleneck

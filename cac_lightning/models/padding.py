@@ -1,7 +1,8 @@
 """Pad a library network's input to the size it needs and crop its logits back.
 
 Library networks need sides that are a multiple of their total stride (2**depth), and some need
-a minimum size (DynUNet's instance norm needs at least 2x2 pixels at its bottleneck).
+a minimum size (instance norm needs at least 2x2 pixels at the bottleneck: DynUNet,
+BasicUNetPlusPlus, SwinUNETR; a small scan window would otherwise fail).
 :class:`PaddedNet` wraps such a network so that ``forward`` takes any (H, W) the data pipeline
 gives and returns ONE logits tensor of that same (H, W) (a network that returns a list of
 outputs, as MONAI's BasicUNetPlusPlus does, gives its last).
