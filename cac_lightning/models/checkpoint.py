@@ -19,7 +19,8 @@ IS the schema):
 ``data``               the data definition trained on: ``{"_target_": <DataModule>, **kwargs}``
 ``lesion_confidence``  :class:`LesionFloor` (absent / None: no floor)
 training keys          :class:`TrainingSummary`: ``criterion``, ``optimizer_cfg``,
-                       ``scheduler_cfg``, ``loss_region``, ``compile``, ``channels_last``
+                       ``scheduler_cfg``, ``loss_region``, ``compile``, ``channels_last``,
+                       ``cuda_graphs`` (absent: false)
                        (the module's own arguments, so ``load_from_checkpoint`` still works)
 ``versions``           :class:`Versions`: ``cac_lightning``, ``torch``, ``lightning``
 =====================  ======================================================================
@@ -95,6 +96,7 @@ _SCHEMA_KEYS = (
     "lesion_confidence",
     *_TRAINING_KEYS,
     "compile",
+    "cuda_graphs",
     "channels_last",
     "versions",
 )
@@ -308,6 +310,7 @@ class TrainingSummary:
         scheduler: likewise.
         loss_region: ``"all"`` or ``"candidates"``.
         compile: ``torch.compile`` was on.
+        cuda_graphs: the training step ran in CUDA graphs.
         channels_last: channels-last memory format.
     """
 
@@ -317,6 +320,7 @@ class TrainingSummary:
     loss_region: str = "all"
     compile: bool = False
     channels_last: bool = False
+    cuda_graphs: bool = False
 
     @classmethod
     def from_hyper_parameters(cls, hp: Mapping[str, Any]) -> TrainingSummary:
@@ -328,6 +332,7 @@ class TrainingSummary:
             str(hp.get("loss_region", "all")),
             bool(hp.get("compile", False)),
             bool(hp.get("channels_last", False)),
+            bool(hp.get("cuda_graphs", False)),
         )
 
     def to_hyper_parameters(self) -> dict[str, Any]:
@@ -339,6 +344,7 @@ class TrainingSummary:
             "loss_region": self.loss_region,
             "compile": self.compile,
             "channels_last": self.channels_last,
+            "cuda_graphs": self.cuda_graphs,
         }
 
 

@@ -299,3 +299,15 @@ def test_channels_last_and_compile_flag():
     compiled.setup("fit")
     assert compiled.net._compiled_call_impl is not None
     assert set(compiled.state_dict()) == set(_module().state_dict())
+
+
+def test_cuda_graphs_off_cuda_is_a_warning_and_a_no_op(caplog):
+    module = _module(cuda_graphs=True)
+    assert module.hparams.cuda_graphs is True
+    trainer = _trainer(fast_dev_run=True)
+    with caplog.at_level("WARNING", logger="cac_lightning.models.module"):
+        trainer.fit(module, _loader(), _loader(seed=1))
+    lines = [r.getMessage() for r in caplog.records if "cuda_graphs" in r.getMessage()]
+    assert lines == ["model.cuda_graphs=true needs a CUDA device; on cpu it does nothing"]
+    assert module.net._compiled_call_impl is None  # nothing compiled
+    assert math.isfinite(float(trainer.callback_metrics["train/loss"]))
