@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from cac_lightning.cli.common import EXIT_USER_ERROR, summary_line
 from cac_lightning.errors import CACError, InputError
 
-__all__ = ["DomainError", "expand_inputs", "score_with_checkpoint"]
+__all__ = ["DomainError", "expand_inputs", "read_ahead", "score_with_checkpoint"]
 
 
 class DomainError(InputError):
@@ -34,6 +36,23 @@ def expand_inputs(inputs: Iterable[str]) -> list[tuple[str, str | None]]:
     return items
 
 
+def read_ahead(items: list, read: Callable, depth: int = 1) -> Iterator[tuple[object, Future]]:
+    """``(item, future of read(item))`` in order, with up to ``depth`` later items already being
+    read in a background thread (0: each read starts when its item is taken). A read's error is
+    raised by ``future.result()``, at its own item."""
+    if depth < 0:
+        raise ValueError(f"depth must be >= 0, got {depth}")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cac-read") as pool:
+        pending = iter(items)
+        queue: deque = deque()
+        for item in pending:
+            queue.append((item, pool.submit(read, item)))
+            if len(queue) > depth:
+                yield queue.popleft()
+        while queue:
+            yield queue.popleft()
+
+
 def score_with_checkpoint(args, config) -> int:
     """Score every input with the checkpoint's network; returns the exit code.
 
@@ -44,10 +63,15 @@ def score_with_checkpoint(args, config) -> int:
     from tqdm import tqdm
 
     from cac_lightning.inference import Predictor
+    from cac_lightning.io import read_volume
     from cac_lightning.io.scan_outputs import check_out_not_in_input, prepare_out_dir
+    from cac_lightning.io.sr import checkpoint_sha256
 
     out = Path(args.out)
     items = expand_inputs(args.inputs)
+    depth = int(getattr(args, "read_ahead", 1))
+    if depth < 0:
+        raise InputError(f"--read-ahead must be >= 0, got {depth}")
     check_out_not_in_input(out, [p for p, _ in items])
     try:
         predictor = Predictor.from_checkpoints(args.ckpt, args.device, args.batch_size)
@@ -62,15 +86,23 @@ def score_with_checkpoint(args, config) -> int:
     from cac_lightning.cli.mesa import prepare_mesa
 
     args.mesa_state = prepare_mesa(args)  # MESA flags checked and --covariates read once
+    args.checkpoint_sha256 = checkpoint_sha256(args.ckpt)  # once, not per scan
     strict = bool(getattr(args, "strict_domain", False))
     prepare_out_dir(out)
     done: dict[str, str] = {}
     failed: list[str] = []
     domain_failed = False
-    bar = tqdm(items, desc="cac-score", unit="scan", disable=len(items) < 2, file=sys.stderr)
-    for path, scan_id in bar:
+    bar = tqdm(
+        total=len(items), desc="cac-score", unit="scan", disable=len(items) < 2, file=sys.stderr
+    )
+
+    def read(item: tuple[str, str | None]):
+        return read_volume(item[0], series_uid=args.series_uid)
+
+    for (path, scan_id), volume in read_ahead(items, read, depth):
+        bar.update(1)
         try:
-            report = _score_one(args, predictor, cfg, out, path, scan_id, strict, bar)
+            report = _score_one(args, predictor, cfg, out, path, scan_id, strict, bar, volume)
         except DomainError as err:
             domain_failed = True
             failed.append(path)
@@ -106,16 +138,18 @@ def score_with_checkpoint(args, config) -> int:
 
 
 def _score_one(
-    args, predictor, cfg, out: Path, path: str, scan_id: str | None, strict: bool, bar
+    args, predictor, cfg, out: Path, path: str, scan_id: str | None, strict: bool, bar, volume
 ) -> dict:
-    """Read, predict, score and write one scan; its outputs appear together or not at all."""
+    """Predict, score and write one scan (``volume``: the future of its reading); its outputs
+    appear together or not at all. ``timing_s.read`` is the wait for the reading, which ran
+    while the previous scan was scored (``--read-ahead``)."""
     from cac_lightning.inference.domain import NON_GATED_NOTE, acquisition
-    from cac_lightning.io import read_volume, write_label_map
+    from cac_lightning.io import write_label_map
     from cac_lightning.io.results import scan_report
     from cac_lightning.io.scan_outputs import output_id, scan_key, scan_outputs
 
     t0 = time.perf_counter()
-    vol = read_volume(path, series_uid=args.series_uid)
+    vol = volume.result()
     vol.scan_id = output_id(scan_id or vol.scan_id, scan_key(vol))
     warnings = predictor.warnings(vol)
     if strict and warnings:
@@ -144,9 +178,7 @@ def _score_one(
         "score": round(t3 - t2, 4),
     }
     report["model"] = predictor.describe()
-    from cac_lightning.io.sr import checkpoint_sha256
-
-    report["model"]["checkpoint_sha256"] = checkpoint_sha256(args.ckpt)
+    report["model"]["checkpoint_sha256"] = args.checkpoint_sha256
 
     from cac_lightning.cli.mesa import mesa_for_scan
 

@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:N")
     g.add_argument("--batch-size", type=int, default=16, help="slices per forward pass")
     g.add_argument(
+        "--read-ahead",
+        type=int,
+        default=1,
+        metavar="N",
+        help="scans read in the background while the current one is scored (default 1; 0: "
+        "read each scan when its turn comes)",
+    )
+    g.add_argument(
         "--overlays", action="store_true", help="PNG per calcified slice and a summary PNG per scan"
     )
     g.add_argument(
