@@ -9,6 +9,10 @@ figure). Prints one line per setting; ``--ckpt-out`` keeps the last checkpoint (
 ``cac-score --ckpt``):
 
     python benchmarks/bench_train_step.py --nets unet unetplusplus --compile off on --steps 60
+    python benchmarks/bench_train_step.py --nets unetplusplus --compile graphs   # CUDA graphs
+
+``--barrier DIR --barrier-n N`` makes N concurrent copies start their timed steps together
+(``bench_concurrent_trials.py``).
 
 ``--dry`` runs the same code on CPU at tiny sizes (64², channels 4..64, fp32, 0 workers) to check
 the script before spending GPU time.
@@ -29,11 +33,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_loader import write_cached_cohort  # noqa: E402
 
 
-class StepTimer(Callback):
-    """Wall time from the end of step ``warmup`` to the end of the last step."""
+def wait_at_barrier(folder: Path, n: int, timeout_s: float = 300.0) -> None:
+    """Mark this process ready in ``folder`` and wait until ``n`` processes are."""
+    import os
 
-    def __init__(self, warmup: int) -> None:
+    (folder / f"ready-{os.getpid()}").touch()
+    end = time.monotonic() + timeout_s
+    while len(list(folder.glob("ready-*"))) < n and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+class StepTimer(Callback):
+    """Wall time from the end of step ``warmup`` to the end of the last step (after the barrier,
+    when one is given)."""
+
+    def __init__(self, warmup: int, barrier: Path | None = None, barrier_n: int = 1) -> None:
         self.warmup = warmup
+        self.barrier, self.barrier_n = barrier, barrier_n
         self.t0: float | None = None
         self.t1: float | None = None
         self.steps = 0
@@ -47,6 +63,8 @@ class StepTimer(Callback):
         step = trainer.global_step
         if step == self.warmup:
             self._sync()
+            if self.barrier is not None:
+                wait_at_barrier(self.barrier, self.barrier_n)
             self.t0 = time.perf_counter()
         elif step > self.warmup:
             self._sync()
@@ -66,15 +84,18 @@ def compose(experiment: str, overrides: list[str]):
         return hydra_compose("train", overrides=[f"experiment={experiment}", *overrides])
 
 
-def run(net: str, compile_: bool, data_dir: Path, args, ckpt_out: Path | None) -> str:
+def run(net: str, compile_: str, data_dir: Path, args, ckpt_out: Path | None) -> str:
     import lightning as L
     from hydra.utils import instantiate
 
     overrides = [
         f"data.data_dir={data_dir}",
         f"paths.output_dir={data_dir.parent / 'out'}",
-        f"model.compile={str(compile_).lower()}",
+        f"model.compile={str(compile_ == 'on').lower()}",
+        f"model.cuda_graphs={str(compile_ == 'graphs').lower()}",
     ]
+    if args.workers is not None:
+        overrides.append(f"data.num_workers={args.workers}")
     if args.dry:
         overrides += [
             "trainer=cpu",
@@ -88,7 +109,7 @@ def run(net: str, compile_: bool, data_dir: Path, args, ckpt_out: Path | None) -
     L.seed_everything(0, workers=True)
     dm = instantiate(cfg.data)
     model = instantiate(cfg.model)
-    timer = StepTimer(args.warmup)
+    timer = StepTimer(args.warmup, args.barrier, args.barrier_n)
     trainer = instantiate(
         cfg.trainer,
         max_epochs=-1,
@@ -120,7 +141,10 @@ def run(net: str, compile_: bool, data_dir: Path, args, ckpt_out: Path | None) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", nargs="+", default=["unet", "unetplusplus"])
-    ap.add_argument("--compile", nargs="+", default=["off", "on"], choices=["off", "on"])
+    ap.add_argument("--compile", nargs="+", default=["off", "on"], choices=["off", "on", "graphs"])
+    ap.add_argument("--workers", type=int, default=None, help="data.num_workers (default: 8)")
+    ap.add_argument("--barrier", type=Path, default=None, help="folder of a start barrier")
+    ap.add_argument("--barrier-n", type=int, default=1, help="processes at the barrier")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--size", type=int, default=512)
@@ -136,7 +160,7 @@ def main() -> None:
         data_dir = Path(tmp) / "cohort"
         data_dir.mkdir()
         write_cached_cohort(data_dir, args.scans, args.size, args.slices)
-        runs = [(n, c == "on") for n in args.nets for c in args.compile]
+        runs = [(n, c) for n in args.nets for c in args.compile]
         for i, (net, compile_) in enumerate(runs):
             ckpt = args.ckpt_out if i == len(runs) - 1 else None
             t0 = time.perf_counter()

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# GPU figures in one command (<= 8 minutes, every step time-boxed, figures to stdout):
-#   1. paper U-Net and U-Net++ FULL Lightning training steps (loader + Lightning + loss + metrics)
-#      at 512², bf16-mixed, channels_last, batch 4, 8 workers: without and with torch.compile;
-#   2. training loader throughput at 512² (no augmentation, as in paper_*) with 8 and 16 workers;
-#   3. cac-score --device cuda on a 60-slice 512² scan with the checkpoint from step 1;
-#   4. pytest -m gpu.
+# GPU figures in one command (<= 8 minutes, every step time-boxed, figures to stdout), most
+# important first (a step that would start after the budget is spent is skipped and says so):
+#   1. paper U-Net++ FULL Lightning training steps (loader + Lightning + loss + metrics) at 512²,
+#      bf16-mixed, channels_last, batch 4, 8 workers: eager and with CUDA graphs
+#      (model.cuda_graphs=true);
+#   2. 1, 2, 4 and 8 concurrent U-Net++ trials on the one GPU (hydra/launcher=gpu_shared's way):
+#      aggregate slices/s, GPU memory per trial, CPU share (bench_concurrent_trials.py);
+#   3. cac-score --device cuda over a folder of 100 scans of 60 slices of 512², with the
+#      checkpoint of step 1, read-ahead off and on: scans/s and inference s/scan;
+#   4. pytest -m gpu (bf16 step, cac-score on CUDA, CUDA graphs keep the 50-step loss curve);
+#   5. training loader throughput at 512² (no augmentation, as in paper_*) with 8 and 16 workers.
 #
 # Runs from the repository root on a bare machine where only python3 is installed: the caller makes
 # torch, lightning, torchmetrics, hydra-core, omegaconf, pydicom, scipy, pillow importable (e.g.
@@ -12,7 +17,7 @@
 # omegaconf (+ antlr4) and pydicom, which are pure Python: `bash benchmarks/gpu_check_deps.sh
 # /work/main/.venv gpudeps` copies them (about 20 MB) for PYTHONPATH=$PWD:$PWD/gpudeps. Nothing is
 # installed here; SimpleITK is not needed (cohorts are written straight into the scan cache, the
-# scan for cac-score as DICOM). Scratch files go to a temporary folder that is removed at the end.
+# scans for cac-score as DICOM). Scratch files go to a temporary folder that is removed at the end.
 #
 #   PYTHONPATH=$PWD:<deps> bash benchmarks/gpu_check.sh
 #   GPU_CHECK_DRY=1 PYTHONPATH=$PWD bash benchmarks/gpu_check.sh   # CPU, tiny sizes: checks the script
@@ -59,17 +64,17 @@ step() {
   fi
   echo "   ($((SECONDS - t0)) s)"
 }
-FIGURES='^(MISSING|train step|size [0-9]+|cache build|device|torch|lightning|scored|[0-9]+ (passed|failed|skipped)|.*(passed|failed|skipped|deselected).* in [0-9.]+s|.*s/scan|.*slices/s|.*seconds|cac-score|scan for)'
+FIGURES='^(MISSING|train step|size [0-9]+|cache build|device|torch|lightning|scored|[0-9]+ (passed|failed|skipped)|.*(passed|failed|skipped|deselected).* in [0-9.]+s|.*s/scan|.*slices/s|.*seconds|cac-score|scan for|concurrent|folder|wrote)'
 
 if [[ "$DRY" == 1 ]]; then
-  SIZE=64 NSLICE=8 DEVICE=cpu
-  TRAIN_OFF=(--dry --compile off)
-  TRAIN_ON=()
+  TRAIN=(--dry)
+  CONCURRENT=(--dry --trials 1 2)
+  FOLDER=(--scans 3 --slices 8 --size 64 --device cpu)
   LOADER=(--size 64 --scans 3 --slices 8 --workers 0 2 --batches 5 --no-augment --prebuilt-cache)
 else
-  SIZE=512 NSLICE=60 DEVICE=cuda
-  TRAIN_OFF=(--compile off --steps 50 --warmup 10)
-  TRAIN_ON=(--compile on --steps 50 --warmup 15)
+  TRAIN=(--steps 50 --warmup 15)
+  CONCURRENT=(--trials 1 2 4 8 --workers 2 --steps 40 --warmup 10)
+  FOLDER=(--scans 100 --slices 60 --size 512 --device cuda --read-ahead 0 1)
   LOADER=(--size 512 --scans 4 --slices 40 --workers 8 16 --batches 150 --no-augment --prebuilt-cache)
 fi
 
@@ -100,51 +105,25 @@ if ((FAILED)); then
   exit 1
 fi
 
-step "training steps, no torch.compile" 130 \
-  "$PY" benchmarks/bench_train_step.py "${TRAIN_OFF[@]}" --ckpt-out "$WORK/paper.ckpt"
-if ((${#TRAIN_ON[@]})); then
-  step "training steps, torch.compile" 150 "$PY" benchmarks/bench_train_step.py "${TRAIN_ON[@]}"
-else
-  echo "== training steps, torch.compile: skipped in dry mode (CPU inductor builds take minutes)"
-fi
+# Most important first: a step that would start after the budget is spent is skipped.
+step "training steps: paper U-Net++, eager and CUDA graphs" 150 \
+  "$PY" benchmarks/bench_train_step.py --nets unetplusplus --compile off graphs "${TRAIN[@]}" \
+  --ckpt-out "$WORK/paper.ckpt"
 
-step "loader throughput" 60 "$PY" benchmarks/bench_loader.py "${LOADER[@]}"
+step "concurrent trials on one GPU" 200 \
+  "$PY" benchmarks/bench_concurrent_trials.py "${CONCURRENT[@]}"
 
-step "scan for cac-score" 60 "$PY" -c "
-import numpy as np
-from cac_lightning.io.dicom_write import write_dicom_series
-from cac_lightning.volume import Geometry
-rng = np.random.default_rng(0)
-n, s = $NSLICE, $SIZE
-hu = rng.normal(40, 15, size=(n, s, s)).astype(np.int16)
-hu[:, :, : s // 10] = -1000                      # air at the side
-hu[:, s // 2 : s // 2 + s // 8, s // 3 : s // 3 + s // 16] = 900   # spine-like bone
-for z in range(5, n - 5, 7):                     # calcium-like blobs
-    r, c = rng.integers(s // 4, s // 2, size=2)
-    hu[z, r : r + 3, c : c + 3] = 450
-g = Geometry(shape=hu.shape, pixel_spacing=(0.4, 0.4), slice_spacing=3.0,
-             origin=(0.0, 0.0, 0.0), slice_thickness=3.0)
-write_dicom_series(hu, g, '$WORK/scan', patient_id='GPUCHECK')
-print(f'scan for cac-score: {n} slices of {s}x{s} (DICOM)')
-"
-if [[ -f "$WORK/paper.ckpt" && -d "$WORK/scan" ]]; then
-  step "cac-score --device $DEVICE ($NSLICE slices of ${SIZE}²)" 90 "$PY" -c "
-import subprocess, sys, time
-cmd = [sys.executable, '-m', 'cac_lightning.cli.score', '$WORK/scan', '--ckpt',
-       '$WORK/paper.ckpt', '--out', '$WORK/score', '--device', '$DEVICE']
-t0 = time.perf_counter()
-r = subprocess.run(cmd, capture_output=True, text=True)
-dt = time.perf_counter() - t0
-print('\n'.join('cac-score| ' + ln for ln in (r.stdout + r.stderr).splitlines()[-12:]))
-print(f'cac-score wall time (process start to exit, incl. imports): {dt:.1f} seconds')
-sys.exit(r.returncode)
-"
+if [[ -f "$WORK/paper.ckpt" ]]; then
+  step "cac-score over a folder" 150 \
+    "$PY" benchmarks/bench_folder_inference.py --ckpt "$WORK/paper.ckpt" "${FOLDER[@]}"
 else
-  echo "== cac-score: skipped (no checkpoint or scan from the steps above)"
+  echo "== cac-score over a folder: skipped (no checkpoint from the training step)"
   FAILED=1
 fi
 
 step "pytest -m gpu" 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/gpu
+
+step "loader throughput" 45 "$PY" benchmarks/bench_loader.py "${LOADER[@]}"
 
 echo "gpu_check: done in ${SECONDS} s (budget ${BUDGET} s)$([[ $FAILED == 1 ]] && echo '; some steps failed')"
 exit "$FAILED"
