@@ -7,6 +7,10 @@ its end (forward, backward, optimiser step; on CUDA after a synchronisation), so
 validation are not in the figure: it compares networks on the same data pipeline. The first step
 of the fit (warm-up: allocator, cuDNN autotuning) is left out when more follow. Under DDP each
 rank's figure is summed (the throughput of the whole run).
+
+Also logged every epoch, for sizing long runs: ``time/epoch_s`` (wall seconds from the epoch's
+start to its end, its validation included) and ``time/val_share`` (the share of it spent in
+validation; rank 0's figures under DDP, no reduction).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Mapping
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from cac_lightning.evaluation.runs import SPEED_KEY
+from cac_lightning.evaluation.runs import EPOCH_SECONDS_KEY, SPEED_KEY, VAL_SHARE_KEY
 from cac_lightning.models.registry import count_parameters
 
 __all__ = ["TrainingThroughput", "batch_slices"]
@@ -54,9 +58,23 @@ class TrainingThroughput(Callback):
         self.seconds = 0.0
         self._warm: tuple[int, float] | None = None  # the last warm-up step: slices, seconds
         self._start: float | None = None
+        self._epoch_start: float | None = None
+        self._val_start: float | None = None
+        self._val_seconds = 0.0
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._reset()
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._epoch_start, self._val_seconds = time.perf_counter(), 0.0
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._val_start is not None and not trainer.sanity_checking:
+            self._val_seconds += time.perf_counter() - self._val_start
+        self._val_start = None
 
     @staticmethod
     def _sync(pl_module: LightningModule) -> None:
@@ -100,3 +118,7 @@ class TrainingThroughput(Callback):
         speed = self.slices_per_s()
         if math.isfinite(speed):  # at least one timed step
             pl_module.log(SPEED_KEY, speed, sync_dist=True, reduce_fx="sum")
+        if self._epoch_start is not None:
+            seconds = time.perf_counter() - self._epoch_start
+            pl_module.log(EPOCH_SECONDS_KEY, seconds, sync_dist=False)
+            pl_module.log(VAL_SHARE_KEY, self._val_seconds / seconds, sync_dist=False)

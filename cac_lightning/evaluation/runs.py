@@ -26,8 +26,10 @@ from pathlib import Path
 from cac_lightning.io.atomic import atomic_write_text
 
 __all__ = [
+    "EPOCH_SECONDS_KEY",
     "SPEED_KEY",
     "TIMING_KEYS",
+    "VAL_SHARE_KEY",
     "FAILED_FILE",
     "FailedJob",
     "Gathered",
@@ -40,7 +42,11 @@ __all__ = [
 
 SPEED_KEY = "train/slices_per_s"
 """Training slices per second (callbacks/throughput.py), a column of cac-compare's leaderboard."""
-TIMING_KEYS: tuple[str, ...] = (SPEED_KEY,)
+EPOCH_SECONDS_KEY = "time/epoch_s"
+"""Wall seconds of the last training epoch, its validation included (callbacks/throughput.py)."""
+VAL_SHARE_KEY = "time/val_share"
+"""The share of that epoch's wall time spent in validation (callbacks/throughput.py)."""
+TIMING_KEYS: tuple[str, ...] = (SPEED_KEY, EPOCH_SECONDS_KEY, VAL_SHARE_KEY)
 """A run's metrics that are wall-clock measurements: they differ between runs of the same seed;
 every other metric is reproducible on the same machine."""
 

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 inside += region is None or bool(region.mask[z][m].all())
             rec = {
                 "region_ml": None if region is None else round(region.volume_ml, 1),
-                "heart_ml": None if region is None or region.heart_ml is None
+                "heart_ml": None
+                if region is None or region.heart_ml is None
                 else round(region.heart_ml, 1),
                 "lesions_inside": f"{inside}/{n}",
                 "region_s": round(t_region, 2),

@@ -49,6 +49,10 @@ def test_params_and_slices_per_second_exclude_validation():
     metrics = trainer.callback_metrics
     assert metrics["model/params"] == 2 * 5 * 9 + 5
     assert float(metrics["train/slices_per_s"]) == pytest.approx(cb.slices / cb.seconds)
+    # the last epoch: 0.25 s of validation in an epoch of a little more
+    epoch, share = float(metrics["time/epoch_s"]), float(metrics["time/val_share"])
+    assert 0.25 <= epoch < 1.5 and 0.25 / epoch == pytest.approx(share, rel=0.05)
+    assert 0.15 < share <= 1.0
 
 
 def test_one_step_is_timed_even_as_warm_up():
