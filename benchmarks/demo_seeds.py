@@ -9,7 +9,9 @@ sample is there, `../shared/tools/real_scan_check.py` on the seed's best checkpo
 seed (its metrics.json exists) is not run again. The table gives each seed's held-out synthetic
 figures, whether it meets the demo's `quality_bar` (conf/experiment/demo.yaml), its wall time
 and its real-scan figures, then the median and range over the seeds: the figures the README
-quotes. Nothing is chosen: every seed given is reported.
+quotes, and each seed's held-out synthetic scans in the wrong risk category (marked ``stent``
+when the scan holds a coronary stent, from the cohort's synthetic.json). Nothing is chosen: every
+seed given is reported.
 """
 
 from __future__ import annotations
@@ -77,6 +79,34 @@ def row(out: Path, seed: int) -> dict | None:
     return r
 
 
+def cohort_meta() -> dict[str, dict]:
+    """Each synthetic scan's record (its hard negatives, stent vessel, ...) from the demo
+    cohort's synthetic.json; empty when the cohort is not on disk."""
+    from hydra import compose, initialize_config_dir
+
+    from cac_lightning.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=demo"])
+    path = REPO / str(cfg.data.data_dir) / "synthetic.json"
+    if not path.is_file():
+        return {}
+    return {s["scan_id"]: s for s in json.loads(path.read_text())["scans"]}
+
+
+def miscategorised(out: Path, seed: int, meta: dict[str, dict]) -> list[str]:
+    """The held-out synthetic scans (test and zero-calcium test) a seed puts in the wrong risk
+    category, each as ``ID ref->pred`` plus ``stent`` when the scan holds a coronary stent."""
+    data = json.loads((out / f"seed{seed}" / "demo" / "metrics.json").read_text())
+    wrong = []
+    for split in ("test", "test_zero"):
+        for rec in data.get("scans", {}).get(split, []):
+            if rec["ref_risk"] != rec["pred_risk"]:
+                stent = " stent" if meta.get(rec["scan_id"], {}).get("stent_vessel") else ""
+                wrong.append(f"{rec['scan_id']} {rec['ref_risk']}->{rec['pred_risk']}{stent}")
+    return wrong
+
+
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
@@ -129,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no finished seed under {args.out}", file=sys.stderr)
         return 2
     print(report(rows))
+    meta = cohort_meta()
+    print("\nheld-out synthetic scans in the wrong risk category (test, zero-calcium test):")
+    for r in rows:
+        wrong = miscategorised(args.out, r["seed"], meta)
+        print(f"seed {r['seed']}: " + (", ".join(wrong) or "none"))
     return 0
 
 
