@@ -1,17 +1,18 @@
 """`make demo` over several seeds: how often it meets its bar, and the spread of its figures.
 
     .venv/bin/python benchmarks/demo_seeds.py OUT_DIR [--seeds 42 1 2 3 4] [--coca COCA_ROOT]
+        [--experiment demo_ema]                                    # a variant of the recipe
     .venv/bin/python benchmarks/demo_seeds.py OUT_DIR --summarise      # re-read finished seeds
 
-Each seed runs `cac-train experiment=demo seed=S paths.log_dir=OUT_DIR/seedS logger=csv` (the
-cohort is generated once into ./data, as `make demo` does, and reused), then, when the COCA
-sample is there, `../shared/tools/real_scan_check.py` on the seed's best checkpoint. A finished
-seed (its metrics.json exists) is not run again. The table gives each seed's held-out synthetic
-figures, whether it meets the demo's `quality_bar` (conf/experiment/demo.yaml), its wall time
-and its real-scan figures, then the median and range over the seeds: the figures the README
-quotes, and each seed's held-out synthetic scans in the wrong risk category (marked ``stent``
-when the scan holds a coronary stent, from the cohort's synthetic.json). Nothing is chosen: every
-seed given is reported.
+Each seed runs `cac-train experiment=demo seed=S paths.log_dir=OUT_DIR/seedS logger=csv` (or
+the `--experiment` given; the cohort is generated once into ./data, as `make demo` does, and
+reused), then, when the COCA sample is there, `../shared/tools/real_scan_check.py` on the
+seed's best checkpoint. A finished seed (its metrics.json exists) is not run again. The table
+gives each seed's held-out synthetic figures, whether it meets the demo's `quality_bar`
+(conf/experiment/demo.yaml), its wall time and its real-scan figures, then the median and range
+over the seeds: the figures the README quotes; then each seed's held-out synthetic scans in the
+wrong risk category (marked ``stent`` when the scan holds a coronary stent, from the cohort's
+synthetic.json). Nothing is chosen: every seed given is reported.
 """
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ FIGURES = (
 )
 
 
-def run_seed(out: Path, seed: int, coca: Path | None) -> None:
+def run_seed(out: Path, seed: int, coca: Path | None, experiment: str = "demo") -> None:
     folder = out / f"seed{seed}"
     summary = folder / "demo" / "metrics.json"
     if not summary.is_file():
         t0 = time.perf_counter()
         cmd = [
             str(BIN / "cac-train"),
-            "experiment=demo",
+            f"experiment={experiment}",
             f"seed={seed}",
             f"paths.log_dir={folder}",
             "logger=csv",
@@ -149,11 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4])
     ap.add_argument("--coca", type=Path, default=COCA)
     ap.add_argument("--summarise", action="store_true", help="only read finished seeds")
+    ap.add_argument(
+        "--experiment", default="demo", help="a variant of the demo recipe, e.g. demo_ema"
+    )
     args = ap.parse_args(argv)
     coca = args.coca if (args.coca / "Gated_release_final").is_dir() else None
     if not args.summarise:
         for seed in args.seeds:
-            run_seed(args.out, seed, coca)
+            run_seed(args.out, seed, coca, args.experiment)
     rows = [r for r in (row(args.out, s) for s in args.seeds) if r is not None]
     if not rows:
         print(f"no finished seed under {args.out}", file=sys.stderr)

@@ -128,6 +128,18 @@ def test_callback_options_instantiate(train_cfg, callbacks):
         assert any(isinstance(o, ModelCheckpoint) for o in objs)
 
 
+def test_demo_ema_validates_the_weight_average_after_the_scan_evaluation(train_cfg):
+    # EMAWeights swaps the raw weights back at validation-epoch end: it must come after agatston
+    ema = train_cfg(["experiment=demo_ema"])
+    keys = list(ema.callbacks)
+    assert keys.index("ema") > keys.index("agatston")
+    demo = train_cfg(["experiment=demo"])
+    assert "ema" not in demo.callbacks and "ema" not in train_cfg().callbacks
+    plain, want = OmegaConf.to_container(ema), OmegaConf.to_container(demo)
+    del plain["callbacks"]["ema"], plain["hydra"], want["hydra"]  # hydra: the choice's name
+    assert plain == want  # the demo recipe plus the average, nothing else
+
+
 @pytest.mark.parametrize("data", options("data"))
 def test_data_options_instantiate(train_cfg, data, tmp_path):
     overrides = [f"data={data}"]
