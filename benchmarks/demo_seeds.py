@@ -108,6 +108,20 @@ def miscategorised(out: Path, seed: int, meta: dict[str, dict]) -> list[str]:
     return wrong
 
 
+def kappa_without_stents(out: Path, seed: int, meta: dict[str, dict]) -> float | None:
+    """Linear kappa of the risk categories over the test scans that hold no coronary stent (a
+    diagnostic beside the bar, which counts every test scan); None without the cohort."""
+    from cac_lightning.evaluation.stats import cohen_kappa
+    from cac_lightning.scoring.risk import RISK_CATEGORIES
+
+    if not meta:
+        return None
+    data = json.loads((out / f"seed{seed}" / "demo" / "metrics.json").read_text())
+    recs = [r for r in data["scans"]["test"] if not meta[r["scan_id"]].get("stent_vessel")]
+    ref, pred = [r["ref_risk"] for r in recs], [r["pred_risk"] for r in recs]
+    return float(cohen_kappa(ref, pred, RISK_CATEGORIES, weights="linear").kappa)
+
+
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
@@ -167,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nheld-out synthetic scans in the wrong risk category (test, zero-calcium test):")
     for r in rows:
         wrong = miscategorised(args.out, r["seed"], meta)
+        kappa = _fmt(kappa_without_stents(args.out, r["seed"], meta))
         print(f"seed {r['seed']}: " + (", ".join(wrong) or "none"))
+        print(f"  linear kappa over the test scans without a stent: {kappa}")
     return 0
 
 
