@@ -45,7 +45,11 @@ from torch.utils.data import DataLoader
 
 from cac_lightning.data.cache import CachedScan, cache_scans
 from cac_lightning.data.datasets import SliceDataset
-from cac_lightning.data.samplers import BalancedSliceSampler, hard_negative_slices
+from cac_lightning.data.samplers import (
+    BalancedSliceSampler,
+    bright_negative_slices,
+    hard_negative_slices,
+)
 from cac_lightning.data.transforms import DEFAULT_THRESHOLD_HU, DEFAULT_WINDOW, AugmentConfig
 from cac_lightning.errors import InputError
 from cac_lightning.io.manifest import SPLITS, ManifestRow, read_manifest
@@ -118,6 +122,11 @@ class CACDataModule(pl.LightningDataModule):
             negative slices with the most unlabelled >= threshold area); default 0 (plain
             balanced draw). Validation draws are never changed.
         hard_negative_quantile: share of the training negatives flagged hard; default 0.25.
+        bright_negative_fraction: share of the training epoch's negative slices drawn first
+            from the bright negatives (:func:`~cac_lightning.data.samplers.bright_negative_slices`:
+            the negative slices with the densest unlabelled >= threshold pixel, e.g. stents and
+            wires); default 0.
+        bright_negative_quantile: share of the training negatives flagged bright; default 0.05.
         samples_per_epoch: training slices per epoch (all ranks); default (None)
             the number of training slices, the paper's epoch. A smaller number is
             an explicit choice (CPU recipes).
@@ -158,6 +167,8 @@ class CACDataModule(pl.LightningDataModule):
         pos_fraction: float = 0.5,
         hard_negative_fraction: float = 0.0,
         hard_negative_quantile: float = 0.25,
+        bright_negative_fraction: float = 0.0,
+        bright_negative_quantile: float = 0.05,
         samples_per_epoch: int | None = None,
         window: tuple[float, float] = DEFAULT_WINDOW,
         threshold_hu: float = DEFAULT_THRESHOLD_HU,
@@ -188,6 +199,8 @@ class CACDataModule(pl.LightningDataModule):
                     pos_fraction=pos_fraction,
                     hard_negative_fraction=hard_negative_fraction,
                     hard_negative_quantile=hard_negative_quantile,
+                    bright_negative_fraction=bright_negative_fraction,
+                    bright_negative_quantile=bright_negative_quantile,
                     samples_per_epoch=samples_per_epoch,
                     window=window,
                     threshold_hu=threshold_hu,
@@ -214,14 +227,20 @@ class CACDataModule(pl.LightningDataModule):
         self.pos_fraction = float(pos_fraction)
         self.hard_negative_fraction = float(hard_negative_fraction)
         self.hard_negative_quantile = float(hard_negative_quantile)
+        self.bright_negative_fraction = float(bright_negative_fraction)
+        self.bright_negative_quantile = float(bright_negative_quantile)
         if not 0.0 <= self.hard_negative_fraction <= 1.0:
             raise InputError(
                 f"hard_negative_fraction must be in [0, 1], got {hard_negative_fraction}"
             )
-        if not 0.0 < self.hard_negative_quantile <= 1.0:
+        if not 0.0 <= self.bright_negative_fraction <= 1.0 - self.hard_negative_fraction:
             raise InputError(
-                f"hard_negative_quantile must be in (0, 1], got {hard_negative_quantile}"
+                "bright_negative_fraction must be in [0, 1 - hard_negative_fraction], got "
+                f"{bright_negative_fraction}"
             )
+        for name in ("hard_negative_quantile", "bright_negative_quantile"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise InputError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         self.samples_per_epoch = int(samples_per_epoch) if samples_per_epoch else None
         window = _plain(window)
         self.window = (float(window[0]), float(window[1]))
@@ -411,10 +430,13 @@ class CACDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset(["train"], train=True)
-        hard = None
+        hard = bright = None
         if self.hard_negative_fraction > 0:
             hard = hard_negative_slices(ds.scans, ds.thresholds, self.hard_negative_quantile)
             log.info("hard-negative training slices: %d of %d", int(hard.sum()), hard.size)
+        if self.bright_negative_fraction > 0:
+            bright = bright_negative_slices(ds.scans, ds.thresholds, self.bright_negative_quantile)
+            log.info("bright-negative training slices: %d of %d", int(bright.sum()), bright.size)
         sampler = BalancedSliceSampler(
             ds.positive,
             num_samples=self.samples_per_epoch,
@@ -423,6 +445,8 @@ class CACDataModule(pl.LightningDataModule):
             with_seeds=True,
             hard=hard,
             hard_fraction=self.hard_negative_fraction,
+            bright=bright,
+            bright_fraction=self.bright_negative_fraction,
         )
         return self._loader(ds, sampler)
 

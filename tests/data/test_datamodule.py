@@ -303,3 +303,27 @@ def test_hard_negative_fraction_reaches_the_training_sampler(tmp_path):
     assert list(plain.val_dataloader().sampler) == list(dm.val_dataloader().sampler)
     with pytest.raises(InputError, match="hard_negative_fraction"):
         CACDataModule(str(root), hard_negative_fraction=1.5)
+
+
+def test_bright_negative_fraction_reaches_the_training_sampler(tmp_path):
+    """Scan a's slice 5 holds one small metal spot (1,800 HU, brighter than the cohort's 800 HU
+    bone): it is the bright negative, drawn for a fifth of the negatives, before the hard ones."""
+    root = tmp_path / "data"
+    write_cohort(root)
+    img = sitk.ReadImage(str(root / "a.nii.gz"))
+    hu = sitk.GetArrayFromImage(img)
+    hu[5, 25:27, 25:27] = 1800
+    _write(hu, root / "a.nii.gz")
+    kwargs = dict(batch_size=2, samples_per_epoch=40, seed=0)
+    dm = CACDataModule(
+        str(root), bright_negative_fraction=0.2, bright_negative_quantile=0.05, **kwargs
+    )
+    sampler = dm.train_dataloader().sampler
+    assert sampler.bright_idx.tolist() == [5]
+    idx = np.array([i for i, _ in sampler])
+    neg = idx[~dm._dataset(["train"]).positive[idx]]
+    assert np.sum(neg == 5) == int(np.floor(neg.size * 0.2 + 0.5))
+    with pytest.raises(InputError, match="bright_negative_fraction"):
+        CACDataModule(str(root), hard_negative_fraction=0.9, bright_negative_fraction=0.2)
+    with pytest.raises(InputError, match="bright_negative_quantile"):
+        CACDataModule(str(root), bright_negative_quantile=0.0)

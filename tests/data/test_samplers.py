@@ -182,3 +182,83 @@ def test_hard_negative_slices_rank_unlabelled_dense_area():
     assert flags.tolist() == [True, False, False, False] * 2
     # the threshold is each scan's own: at 500 HU nothing is dense
     assert not hard_negative_slices([scan], [500.0]).any()
+
+
+# Bright negatives: 6 negative slices, three of them also flagged hard (1, 4, 7 are hard).
+BRIGHT = np.zeros(100, dtype=bool)
+BRIGHT[[1, 2, 4, 5, 7, 8]] = True
+
+
+@pytest.mark.parametrize(("bright_fraction", "hard_fraction"), [(0.2, 0.5), (0.5, 0.0), (0.5, 0.5)])
+def test_bright_share_is_drawn_first_and_kept_apart_from_the_hard_share(
+    bright_fraction, hard_fraction
+):
+    s = BalancedSliceSampler(
+        POSITIVE, num_samples=200, seed=1, hard=HARD, hard_fraction=hard_fraction,
+        bright=BRIGHT, bright_fraction=bright_fraction,
+    )  # fmt: skip
+    idx = np.array(list(s))
+    neg = idx[~POSITIVE[idx]]
+    assert neg.size == 100
+    n_bright = int(np.sum(BRIGHT[neg]))
+    n_hard_only = int(np.sum(HARD[neg] & ~BRIGHT[neg]))
+    assert n_bright == int(np.floor(100 * bright_fraction + 0.5))
+    if hard_fraction:
+        # a slice both hard and bright counts in the bright share, never in the hard one
+        assert n_hard_only == int(np.floor(100 * hard_fraction + 0.5))
+    # every bright slice is drawn about as often as the others of its pool
+    counts = Counter(neg[BRIGHT[neg]].tolist())
+    assert sorted(counts) == np.flatnonzero(BRIGHT).tolist()
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_zero_bright_fraction_is_the_hard_draw():
+    hard = BalancedSliceSampler(POSITIVE, num_samples=64, seed=3, hard=HARD, hard_fraction=0.5)
+    zero = BalancedSliceSampler(
+        POSITIVE, num_samples=64, seed=3, hard=HARD, hard_fraction=0.5,
+        bright=BRIGHT, bright_fraction=0.0,
+    )  # fmt: skip
+    assert list(hard) == list(zero)
+
+
+def test_bright_fraction_checks():
+    with pytest.raises(ValueError, match="bright"):
+        BalancedSliceSampler(POSITIVE, bright_fraction=0.2)
+    with pytest.raises(ValueError, match="bright_fraction"):
+        BalancedSliceSampler(
+            POSITIVE, hard=HARD, hard_fraction=0.9, bright=BRIGHT, bright_fraction=0.2
+        )
+    none_bright = BalancedSliceSampler(POSITIVE, bright=POSITIVE, bright_fraction=0.3)
+    assert none_bright.bright_fraction == 0.0  # only positives flagged: warned, ignored
+
+
+def test_bright_negative_slices_rank_the_densest_unlabelled_pixel():
+    from types import SimpleNamespace
+
+    from cac_lightning.data.samplers import (
+        bright_negative_slices,
+        dense_negative_peak,
+        hard_negative_slices,
+    )
+
+    hu = np.full((4, 8, 8), 40, dtype=np.int16)
+    labels = np.zeros((4, 8, 8), dtype=np.uint8)
+    hu[0, :4] = 600  # 32 px of bone: the largest area
+    hu[1, 3, 3] = 1600  # one pixel of metal: the brightest
+    hu[2, 0, 0] = 1900  # brighter, but coronary calcium: a positive slice
+    labels[2, 0, 0] = 1
+    hu[2, 5, 5] = 300
+    peak = dense_negative_peak(hu, labels, 130.0)
+    assert peak.tolist() == [600.0, 1600.0, 300.0, 0.0]
+    scan = SimpleNamespace(
+        hu=hu, labels=labels, positive=labels.any(axis=(1, 2)),
+        geometry=SimpleNamespace(pixel_spacing=(0.5, 0.5)),
+    )  # fmt: skip
+    assert bright_negative_slices([scan], [130.0], quantile=0.3).tolist() == [
+        False, True, False, False,
+    ]  # fmt: skip
+    # the area rule picks the bone, not the one metal pixel
+    assert hard_negative_slices([scan], [130.0], quantile=0.3).tolist() == [
+        True, False, False, False,
+    ]  # fmt: skip
+    assert not bright_negative_slices([scan], [2000.0]).any()
