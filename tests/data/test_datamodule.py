@@ -282,15 +282,19 @@ def test_instantiates_from_the_hydra_data_config(data_dir):
     assert b["image"].shape == (cfg.batch_size, 2, SIZE, SIZE)
 
 
+def _cohort_with_dense(root, z: int, rows: slice, cols: slice, value: int) -> None:
+    """The test cohort with unlabelled ``value`` HU at ``[z, rows, cols]`` of scan a."""
+    write_cohort(root)
+    hu = sitk.GetArrayFromImage(sitk.ReadImage(str(root / "a.nii.gz")))
+    hu[z, rows, cols] = value
+    _write(hu, root / "a.nii.gz")
+
+
 def test_hard_negative_fraction_reaches_the_training_sampler(tmp_path):
     """Scan a's slice 4 holds extra unlabelled dense area: it is the hard negative, and half
     of the training negatives are drawn from it; validation draws are unchanged."""
     root = tmp_path / "data"
-    write_cohort(root)
-    img = sitk.ReadImage(str(root / "a.nii.gz"))
-    hu = sitk.GetArrayFromImage(img)
-    hu[4, 20:30, 2:10] = 600
-    _write(hu, root / "a.nii.gz")
+    _cohort_with_dense(root, 4, slice(20, 30), slice(2, 10), 600)
     kwargs = dict(batch_size=2, samples_per_epoch=40, seed=0)
     dm = CACDataModule(str(root), hard_negative_fraction=0.5, hard_negative_quantile=0.1, **kwargs)
     sampler = dm.train_dataloader().sampler
@@ -309,11 +313,7 @@ def test_bright_negative_fraction_reaches_the_training_sampler(tmp_path):
     """Scan a's slice 5 holds one small metal spot (1,800 HU, brighter than the cohort's 800 HU
     bone): it is the bright negative, drawn for a fifth of the negatives, before the hard ones."""
     root = tmp_path / "data"
-    write_cohort(root)
-    img = sitk.ReadImage(str(root / "a.nii.gz"))
-    hu = sitk.GetArrayFromImage(img)
-    hu[5, 25:27, 25:27] = 1800
-    _write(hu, root / "a.nii.gz")
+    _cohort_with_dense(root, 5, slice(25, 27), slice(25, 27), 1800)
     kwargs = dict(batch_size=2, samples_per_epoch=40, seed=0)
     dm = CACDataModule(
         str(root), bright_negative_fraction=0.2, bright_negative_quantile=0.05, **kwargs
