@@ -3,8 +3,11 @@ threshold source and the data definition (:mod:`cac_lightning.models.checkpoint`
 
 from __future__ import annotations
 
+import dataclasses
+
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from cac_lightning.errors import CACError
 from cac_lightning.models.checkpoint import DataGeometry, InputSpec, describe_datamodule
 
 __all__ = ["RecordDataGeometry"]
@@ -15,7 +18,8 @@ class RecordDataGeometry(Callback):
 
     ``data_geometry``: :class:`~cac_lightning.models.checkpoint.DataGeometry` of
     ``datamodule.geometry_summary()``; ``input.threshold``: ``datamodule.input_threshold()``
-    (``"scan"`` or a fixed HU); ``data``: the DataModule's class and arguments
+    (``"scan"`` or a fixed HU), checked against the DataModule's ``context_slices``
+    (the network was built for ``input.context``); ``data``: the DataModule's class and arguments
     (:func:`~cac_lightning.models.checkpoint.describe_datamodule`), which ``cac-eval`` rebuilds.
 
     Lightning calls a callback's ``setup`` after ``datamodule.setup(stage)`` and before
@@ -35,8 +39,15 @@ class RecordDataGeometry(Callback):
         threshold = getattr(dm, "input_threshold", None)
         if threshold is not None:
             spec = InputSpec.from_dict(pl_module.hparams.get("input"))
-            spec = InputSpec(spec.window, threshold())
+            spec = dataclasses.replace(spec, threshold=threshold())
             pl_module.hparams["input"] = spec.to_dict()
+        context = getattr(dm, "context_slices", None)
+        spec = InputSpec.from_dict(pl_module.hparams.get("input"))
+        if context is not None and int(context) != spec.context:
+            raise CACError(
+                f"the data gives {context} context slices a side but the network was built "
+                f"for model.input.context={spec.context}: set both from data.context_slices"
+            )
         data = describe_datamodule(dm)
         if data is not None:
             pl_module.hparams["data"] = data

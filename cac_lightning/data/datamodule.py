@@ -151,6 +151,9 @@ class CACDataModule(pl.LightningDataModule):
             reads; default ``"val"``. ``"train"`` is for fine-tuning on so few scans that none
             can be spared (leave-one-out on the COCA sample): the checkpoint is then chosen on
             the training scans. Test splits are refused.
+        context_slices: neighbour slices on each side in every item's input (2.5D,
+            :func:`~cac_lightning.models.inputs.make_input`); default 0, the paper's 2-channel
+            slice. The model's ``input.context`` must say the same (cac_seg.yaml interpolates it).
     """
 
     def __init__(
@@ -180,6 +183,7 @@ class CACDataModule(pl.LightningDataModule):
         target_spacing_mm: float | None = None,
         fov_mm: float | None = None,
         validate_on: str = "val",
+        context_slices: int = 0,
     ) -> None:
         super().__init__()
         # Plain values only, so checkpoints load weights-only (cac-eval rebuilds the DataModule
@@ -212,6 +216,7 @@ class CACDataModule(pl.LightningDataModule):
                     target_spacing_mm=target_spacing_mm,
                     fov_mm=fov_mm,
                     validate_on=validate_on,
+                    context_slices=context_slices,
                 ).items()
             }
         )
@@ -258,6 +263,13 @@ class CACDataModule(pl.LightningDataModule):
         if validate_on not in ("val", "train"):
             raise InputError(f"validate_on must be 'val' or 'train', got {validate_on!r}")
         self.validate_on = str(validate_on)
+        if (
+            isinstance(context_slices, bool)
+            or not isinstance(context_slices, int)
+            or context_slices < 0
+        ):
+            raise InputError(f"context_slices must be a whole number >= 0, got {context_slices!r}")
+        self.context_slices = int(context_slices)
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self._scans: dict[str, list[CachedScan]] | None = None
@@ -409,6 +421,7 @@ class CACDataModule(pl.LightningDataModule):
             augment=self.augment if train else None,
             crop=self.crop if train else None,
             seed=self.seed,
+            context=self.context_slices,
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

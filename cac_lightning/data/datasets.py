@@ -23,6 +23,7 @@ from cac_lightning.data.transforms import (
     augment_slice,
     make_input,
 )
+from cac_lightning.models.inputs import context_indices
 from cac_lightning.scoring.config import threshold_for_kvp
 
 __all__ = ["SliceDataset"]
@@ -31,7 +32,7 @@ __all__ = ["SliceDataset"]
 class SliceDataset(Dataset):
     """Every axial slice of a list of cached scans.
 
-    An item is ``{"image": float32 (2, H, W), "target": uint8 (H, W), "scan": int,
+    An item is ``{"image": float32 (2 + 2 * context, H, W), "target": uint8 (H, W), "scan": int,
     "slice": int}`` with ``image`` from :func:`make_input` and ``scan`` the index
     into ``scans``. Keys are a flat slice index, or ``(index, seed)`` pairs as
     yielded by :class:`~cac_lightning.data.samplers.BalancedSliceSampler` with
@@ -46,6 +47,8 @@ class SliceDataset(Dataset):
         augment: augmentation settings; ``None`` = none (validation / test).
         crop: square crop size for training items; ``None`` = whole slices.
         seed: base seed for plain-index keys.
+        context: neighbour slices on each side (:func:`make_input`); augmentation and crop
+            move them with the centre slice.
     """
 
     def __init__(
@@ -56,8 +59,10 @@ class SliceDataset(Dataset):
         augment: AugmentConfig | None = None,
         crop: int | None = None,
         seed: int = 0,
+        context: int = 0,
     ) -> None:
         self.scans = list(scans)
+        self.context = int(context)
         self.window = (float(window[0]), float(window[1]))
         self.thresholds = np.array(
             [
@@ -101,18 +106,22 @@ class SliceDataset(Dataset):
             seed_seq = [self.seed, self.epoch, index]
         s, z = self.locate(index)
         scan = self.scans[s]
-        hu = np.asarray(scan.hu[z])
+        k = self.context
+        if k:
+            hu = np.asarray(scan.hu[context_indices(scan.n_slices, z, z + 1, k)])
+        else:
+            hu = np.asarray(scan.hu[z])[None]
         target = np.asarray(scan.labels[z])
         threshold = float(self.thresholds[s])
         if self.augment is not None or self.crop:
             rng = np.random.default_rng(seed_seq)
             hu, target, mask = augment_slice(
-                hu, target, rng, self.augment, self.crop, threshold_hu=threshold
+                hu, target, rng, self.augment, self.crop, threshold_hu=threshold, centre=k
             )
-            image = make_input(hu[None], self.window, threshold)[0]
+            image = make_input(hu, self.window, threshold, k)[0]
             image[1] = torch.from_numpy(mask)  # from the original HU, not the jittered one
         else:
-            image = make_input(hu[None], self.window, threshold)[0]
+            image = make_input(hu, self.window, threshold, k)[0]
         return {
             "image": image,
             "target": torch.from_numpy(np.array(target, dtype=np.uint8)),

@@ -448,10 +448,18 @@ class GridPlan:
     scale: tuple[float, float] | None
     window: Window | None
 
-    def network_hu(self, start: int, stop: int) -> np.ndarray:
-        """(b, rows, cols) HU of slices ``start:stop`` as the network sees them (the window, air
-        where it reaches past the image)."""
-        part = np.asarray(self.grid_hu[start:stop])
+    def network_hu(self, start: int, stop: int, context: int = 0) -> np.ndarray:
+        """(b + 2 * context, rows, cols) HU of slices ``start:stop`` and ``context`` slices on
+        each side (the edge slice repeated past either end,
+        :func:`~cac_lightning.models.inputs.context_indices`) as the network sees them (the
+        window, air where it reaches past the image)."""
+        n = len(self.grid_hu)
+        lo, hi = max(start - context, 0), min(stop + context, n)
+        part = np.asarray(self.grid_hu[lo:hi])
+        if context:
+            from cac_lightning.models.inputs import context_indices  # torch: prediction only
+
+            part = part[context_indices(n, start, stop, context) - lo]
         return part if self.window is None else cut_window(part, self.window, AIR_HU)
 
     def to_native(self, values, mode: str = "bilinear"):

@@ -158,31 +158,41 @@ def augment_slice(
     config: AugmentConfig | None,
     crop: int | None = None,
     threshold_hu: float = DEFAULT_THRESHOLD_HU,
+    centre: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Augment one axial slice and its label map, and optionally crop it.
 
     Args:
-        hu: (H, W) HU slice (any numeric dtype).
+        hu: (H, W) HU slice (any numeric dtype), or an (S, H, W) stack of it and its
+            neighbours (slice context), all moved by the same map and intensity jitter.
         target: (H, W) uint8 labels.
         rng: the item's random generator (seeded per draw, so deterministic).
         config: augmentation settings; ``None`` = no augmentation (crop only).
         crop: output size (crop, crop) <= (H, W); when the slice has calcium the
             crop contains a randomly chosen calcium pixel. ``None`` = whole slice.
         threshold_hu: the scan's calcium threshold, for the candidate mask.
+        centre: the labelled slice of a stack (its mask is returned).
 
     Returns:
-        (hu float32 (h, w), target uint8 (h, w), mask bool (h, w)) with (h, w) =
+        (hu float32 (h, w) or (S, h, w), target uint8 (h, w), mask bool (h, w)) with (h, w) =
         (crop, crop) or (H, W); ``hu`` carries the intensity jitter, ``mask`` is
-        ``original hu >= threshold_hu`` under the same geometric map as ``target``.
+        ``original hu >= threshold_hu`` of the centre slice under the same geometric map as
+        ``target``.
     """
-    h, w = hu.shape
+    stack = np.asarray(hu)
+    if stack.ndim == 2:
+        out, target_out, mask = augment_slice(
+            stack[None], target, rng, config, crop, threshold_hu, 0
+        )
+        return out[0], target_out, mask
+    h, w = stack.shape[1:]
     out_shape = (crop, crop) if crop else (h, w)
     cfg = config or AugmentConfig(p=0.0)
     warp = cfg.p > 0 and rng.random() < cfg.p and (cfg.rotate_deg > 0 or cfg.scale > 0)
     jitter = cfg.p > 0 and rng.random() < cfg.p and (cfg.hu_shift > 0 or cfg.hu_scale > 0)
     noise = cfg.p > 0 and rng.random() < cfg.p and cfg.noise_sd > 0
 
-    centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
+    middle = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
     matrix = np.eye(2)
     if warp:
         theta = math.radians(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
@@ -197,21 +207,21 @@ def augment_slice(
         fg = np.flatnonzero(target)
         if fg.size:
             p_in = np.array(np.unravel_index(fg[rng.integers(fg.size)], (h, w)), dtype=np.float64)
-            point = np.linalg.solve(matrix, p_in - centre) + centre
+            point = np.linalg.solve(matrix, p_in - middle) + middle
         origin = _crop_origin(rng, (h, w), crop, point)
 
     if warp:
-        offset = matrix @ (origin - centre) + centre
-        hu_out = _warp_hu(hu, matrix, offset, out_shape)
+        offset = matrix @ (origin - middle) + middle
+        hu_out = np.stack([_warp_hu(plane, matrix, offset, out_shape) for plane in stack])
         tgt_out, mask_out = _warp_nearest(
-            target, np.asarray(hu) >= threshold_hu, matrix, offset, out_shape
+            target, stack[centre] >= threshold_hu, matrix, offset, out_shape
         )
     else:
         r, c0 = int(origin[0]), int(origin[1])
-        window = (slice(r, r + out_shape[0]), slice(c0, c0 + out_shape[1]))
-        hu_out = np.array(hu[window], dtype=np.float32)
-        tgt_out = np.array(target[window], dtype=np.uint8)
-        mask_out = hu_out >= np.float32(threshold_hu)  # before any jitter
+        window = (slice(None), slice(r, r + out_shape[0]), slice(c0, c0 + out_shape[1]))
+        hu_out = np.array(stack[window], dtype=np.float32)
+        tgt_out = np.array(target[window[1:]], dtype=np.uint8)
+        mask_out = hu_out[centre] >= np.float32(threshold_hu)  # before any jitter
 
     if jitter:
         gain = rng.uniform(1.0 - cfg.hu_scale, 1.0 + cfg.hu_scale)
@@ -220,5 +230,6 @@ def augment_slice(
         hu_out += np.float32(shift)
     if noise:
         sd = np.float32(rng.uniform(0.0, cfg.noise_sd))
-        hu_out += _white_noise(rng, out_shape) * sd
+        for plane in hu_out:
+            plane += _white_noise(rng, out_shape) * sd
     return hu_out, tgt_out, mask_out

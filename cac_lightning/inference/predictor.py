@@ -407,7 +407,7 @@ class Predictor:
     def _labels(
         self, hu: torch.Tensor, threshold_hu: float, plan: GridPlan, foreground: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, H, W) uint8 labels on the native grid of a (B, rows, cols) float HU batch on the
+        """(B, H, W) uint8 labels on the native grid of a (B + 2 * context, rows, cols) float HU batch on the
         training grid (``plan.network_hu``), before the native HU gate, and (when
         ``foreground``) the (B, H, W) foreground probability ``1 - P(background)`` there (else
         None; both 0 outside the field of view).
@@ -419,7 +419,9 @@ class Predictor:
         it on the training grid, would take whatever class they happen to favour.
         """
         padded, (top, bottom, left, right) = _pad_to(hu, self.multiple)
-        x = make_input(padded, self.window, self.input.mask_threshold(threshold_hu))
+        x = make_input(
+            padded, self.window, self.input.mask_threshold(threshold_hu), self.input.context
+        )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = self.net(x)
         h, w = padded.shape[-2:]
@@ -512,7 +514,7 @@ class Predictor:
         try:
             for start in range(0, out.shape[0], step):
                 chunk = np.asarray(hu[start : start + step])
-                part = plan.network_hu(start, start + len(chunk))
+                part = plan.network_hu(start, start + len(chunk), self.input.context)
                 x = torch.from_numpy(part.astype(np.float32)).to(self.device)
                 pred, prob = self._labels(x, threshold_hu, plan, wanted)
                 rows = slice(start, start + len(chunk))

@@ -12,7 +12,8 @@ IS the schema):
 ``schema_version``     :data:`SCHEMA_VERSION` (absent: version 0, see below)
 ``net``                :class:`NetworkSpec`: ``{"name": ..., **kwargs}`` for ``build_net``
                        (without init-only keys: ``registry.stored_net``)
-``input``              :class:`InputSpec`: ``{"window": [lo, hi], "threshold": "scan" | HU}``
+``input``              :class:`InputSpec`: ``{"window": [lo, hi], "threshold": "scan" | HU,
+                       "context": slices each side}`` (``context`` absent: 0)
 ``scoring``            :class:`~cac_lightning.scoring.ScoringConfig` fields (plain dict)
 ``class_names``        the label map, ``["background", "LM", "LAD", "CX", "RCA"]``
 ``data_geometry``      :class:`DataGeometry`: training spacing, field of view, training ranges
@@ -52,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from cac_lightning.errors import InputError
-from cac_lightning.models.inputs import DEFAULT_WINDOW
+from cac_lightning.models.inputs import DEFAULT_WINDOW, input_channels
 from cac_lightning.vessels import CLASS_NAMES
 
 __all__ = [
@@ -206,18 +207,25 @@ class DataGeometry:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """The 2-channel input the network was trained on
-    (:func:`~cac_lightning.models.inputs.make_input`).
+    """The input the network was trained on (:func:`~cac_lightning.models.inputs.make_input`).
 
     Attributes:
         window: HU window of the image channel.
         threshold: where the mask channel's threshold comes from: ``"scan"`` (the scan's own
             calcium threshold, as scored; the data's ``per_scan_threshold: true``) or one fixed
             HU value for every scan (``per_scan_threshold: false``).
+        context: neighbour slices on each side (the data's ``context_slices``; 0: the paper's
+            2-channel input).
     """
 
     window: tuple[float, float] = DEFAULT_WINDOW
     threshold: str | float = "scan"
+    context: int = 0
+
+    @property
+    def channels(self) -> int:
+        """The network's input channels, 2 + 2 * context."""
+        return input_channels(self.context)
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any] | None) -> InputSpec:
@@ -229,9 +237,9 @@ class InputSpec:
         """
         value = dict(value or {})
         value.pop("threshold_hu", None)  # version 0's: stored, never read (see migrate)
-        unknown = sorted(set(value) - {"window", "threshold"})
+        unknown = sorted(set(value) - {"window", "threshold", "context"})
         if unknown:
-            raise ValueError(f"input has unknown keys {unknown}; valid: window, threshold")
+            raise ValueError(f"input has unknown keys {unknown}; valid: window, threshold, context")
         window = value.get("window", DEFAULT_WINDOW)
         try:
             lo, hi = (float(w) for w in window)
@@ -242,11 +250,14 @@ class InputSpec:
         threshold = value.get("threshold", "scan")
         if not (isinstance(threshold, str) and threshold in THRESHOLD_SOURCES):
             threshold = _number(threshold, f"input.threshold (or one of {THRESHOLD_SOURCES})")
-        return cls((lo, hi), threshold)
+        context = value.get("context", 0)
+        if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+            raise ValueError(f"input.context must be a whole number >= 0, got {context!r}")
+        return cls((lo, hi), threshold, context)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict."""
-        return {"window": list(self.window), "threshold": self.threshold}
+        return {"window": list(self.window), "threshold": self.threshold, "context": self.context}
 
     def mask_threshold(self, scan_threshold: float) -> float:
         """The mask channel's threshold for a scan whose calcium threshold is ``scan_threshold``."""

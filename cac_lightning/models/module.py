@@ -34,7 +34,7 @@ from torchmetrics.classification import MulticlassStatScores
 
 from cac_lightning.errors import CACError
 from cac_lightning.models.checkpoint import DataGeometry, InputSpec, normalise
-from cac_lightning.models.inputs import candidates, gate_labels
+from cac_lightning.models.inputs import BASE_CHANNELS, candidates, gate_labels
 from cac_lightning.models.losses import build_criterion
 from cac_lightning.models.registry import build_net, stored_net
 from cac_lightning.vessels import CLASS_NAMES
@@ -161,10 +161,11 @@ class CACSegModule(L.LightningModule):
             ``optimizer_cfg`` or Adam, lr 1e-4 (paper).
         scheduler: Factory called with the optimizer, stepped every epoch; None ->
             ``scheduler_cfg`` or ExponentialLR, gamma 0.95 (paper: -5% per epoch).
-        input: Plain dict of the 2-channel input,
+        input: Plain dict of the input,
             :class:`~cac_lightning.models.checkpoint.InputSpec` (``window``; ``threshold``:
             ``"scan"`` or a fixed HU, recorded from the DataModule by
-            :class:`~cac_lightning.callbacks.geometry.RecordDataGeometry`); stored only.
+            :class:`~cac_lightning.callbacks.geometry.RecordDataGeometry`; ``context``: slices
+            each side, which sets the network's ``in_channels`` to 2 + 2 * context).
         scoring: Plain dict of scoring settings; stored only.
         compile: ``torch.compile`` the network (in place) in ``setup``. Default False.
         cuda_graphs: capture the training step's network in CUDA graphs
@@ -209,10 +210,20 @@ class CACSegModule(L.LightningModule):
         opt_cfg = describe_partial(optimizer) or _plain(optimizer_cfg, "optimizer_cfg")
         sched_cfg = describe_partial(scheduler) or _plain(scheduler_cfg, "scheduler_cfg")
         try:
-            input_spec = InputSpec.from_dict(_plain(input, "input")).to_dict()
+            spec = InputSpec.from_dict(_plain(input, "input"))
             geometry = DataGeometry.from_dict(_plain(data_geometry, "data_geometry"))
         except ValueError as err:
             raise CACError(str(err)) from None
+        input_spec = spec.to_dict()
+        # the input owns the channel count: the arms' configs say the paper's 2
+        given = int(net_cfg.get("in_channels", BASE_CHANNELS))
+        if given not in (BASE_CHANNELS, spec.channels):
+            raise CACError(
+                f"net.in_channels {given} does not fit the input's {spec.channels} channels "
+                f"(input.context {spec.context})"
+            )
+        if spec.channels != BASE_CHANNELS:
+            net_cfg = {**net_cfg, "in_channels": spec.channels}
         self.save_hyperparameters(
             {
                 "net": stored_net(net_cfg),  # without init-only keys: rebuilds without them

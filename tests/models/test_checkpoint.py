@@ -216,7 +216,7 @@ def test_what_lightning_writes_is_the_schema(tmp_path):
     hp = torch.load(path, weights_only=True)["hyper_parameters"]
     assert hp["schema_version"] == SCHEMA_VERSION
     assert hp["versions"]["torch"] == torch.__version__
-    assert hp["input"] == {"window": [-1024.0, 2048.0], "threshold": 150.0}  # a fixed threshold
+    assert hp["input"] == {"window": [-1024.0, 2048.0], "threshold": 150.0, "context": 0}
     assert hp["data"]["_target_"].endswith("test_checkpoint._Data")
     record = checkpoint.read(path)
     assert record.source_schema == SCHEMA_VERSION

@@ -211,7 +211,7 @@ def test_checkpoint_plain_and_reloads(tmp_path):
     }
     assert hp["class_names"] == list(CLASS_NAMES)
     assert hp["net"] == NETS[2]
-    assert hp["input"] == {"window": [-1024.0, 2048.0], "threshold": "scan"}
+    assert hp["input"] == {"window": [-1024.0, 2048.0], "threshold": "scan", "context": 0}
     assert hp["schema_version"] == 1 and hp["versions"]["torch"] == torch.__version__
     assert "optimizer" not in hp and "scheduler" not in hp
 
