@@ -407,8 +407,8 @@ class Predictor:
     def _labels(
         self, hu: torch.Tensor, threshold_hu: float, plan: GridPlan, foreground: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, H, W) uint8 labels on the native grid of a (B + 2 * context, rows, cols) float HU batch on the
-        training grid (``plan.network_hu``), before the native HU gate, and (when
+        """(B, H, W) uint8 labels on the native grid of a (B + 2 * context, rows, cols) float HU
+        batch on the training grid (``plan.network_hu``), before the native HU gate, and (when
         ``foreground``) the (B, H, W) foreground probability ``1 - P(background)`` there (else
         None; both 0 outside the field of view).
 

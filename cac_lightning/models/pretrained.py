@@ -56,6 +56,20 @@ def load_init_weights(model: torch.nn.Module, path: str | Path) -> dict:
     """
     path = Path(path)
     state, ckpt = _state_dict(path)
+    source_input = (ckpt.get("hyper_parameters") or {}).get("input")
+    own_input = (getattr(model, "hparams", None) or {}).get("input")
+    if source_input is not None and own_input is not None:
+        try:
+            theirs, ours = (
+                checkpoint.InputSpec.from_dict(v).context for v in (source_input, own_input)
+            )
+        except ValueError as err:
+            raise InputError(f"init_from={path}: {err}") from None
+        if theirs != ours:
+            raise InputError(
+                f"init_from={path}: trained with {theirs} context slices a side, this model "
+                f"takes {ours}: set data.context_slices={theirs}"
+            )
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -130,3 +130,29 @@ def test_checkpoint_input_context_absent_is_zero_and_checked():
     for bad in (-1, 1.5, True, "1"):
         with pytest.raises(ValueError, match="input.context"):
             InputSpec.from_dict({"context": bad})
+
+
+def test_training_refuses_data_and_network_with_different_context():
+    """A network built for one context cannot train on items with another (one clear line)."""
+    from cac_lightning.callbacks.geometry import RecordDataGeometry
+
+    module = CACSegModule(net=TINY_UNET, input={"context": 1})
+    dm = types.SimpleNamespace(context_slices=0, input_threshold=lambda: "scan")
+    trainer = types.SimpleNamespace(datamodule=dm)
+    with pytest.raises(CACError, match="model.input.context=1"):
+        RecordDataGeometry().setup(trainer, module, "fit")
+    dm.context_slices = 1
+    RecordDataGeometry().setup(trainer, module, "fit")
+    assert module.hparams.input == {"window": [-1024.0, 2048.0], "threshold": "scan", "context": 1}
+
+
+def test_fine_tuning_names_a_context_mismatch(tmp_path):
+    from cac_lightning.errors import InputError
+    from cac_lightning.models.pretrained import load_init_weights
+
+    source = CACSegModule(net=TINY_UNET, input={"context": 1})
+    path = tmp_path / "src.ckpt"
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}, path)
+    with pytest.raises(InputError, match="set data.context_slices=1"):
+        load_init_weights(CACSegModule(net=TINY_UNET), path)
+    load_init_weights(CACSegModule(net=TINY_UNET, input={"context": 1}), path)
