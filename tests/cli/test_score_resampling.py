@@ -25,16 +25,17 @@ NATIVE_MM = 0.5
 SLICE_MM = 1.5  # Agatston factor slice_spacing / 3 = 0.5
 
 
-def candidate_is_lad_checkpoint(path, spacing_mm: float = TRAINED_MM):
+def candidate_is_lad_checkpoint(path, spacing_mm: float = TRAINED_MM, context: int = 0):
     """A ``unet`` (channels 4, 8) that passes the input's mask channel straight to the LAD
     logit: identity 3x3 kernels on one channel of the top row, BatchNorm at its defaults
-    (eval: x / sqrt(1 + eps)), the lower row and the up-convolution zero."""
+    (eval: x / sqrt(1 + eps)), the lower row and the up-convolution zero. With ``context`` the
+    network takes the neighbour slices too (2 + 2 * context channels) and ignores them."""
     from cac_lightning.models import CACSegModule
 
     module = CACSegModule(
         net={"name": "unet", "channels": [4, 8]},
         criterion={"name": "focal"},
-        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0},
+        input={"window": [-1024.0, 2048.0], "threshold_hu": 130.0, "context": context},
         data_geometry={"spacing_mm": spacing_mm, "fov_mm": None},
     )
     net = module.net
@@ -78,14 +79,19 @@ def _scan(folder):
     return write_dicom_series(hu, g, folder, patient_id="SYN0022")
 
 
-def test_score_resamples_to_training_spacing_and_scores_native_voxels(tmp_path):
-    ckpt = candidate_is_lad_checkpoint(tmp_path / "model.ckpt")
+@pytest.mark.parametrize("context", [0, 1])
+def test_score_resamples_to_training_spacing_and_scores_native_voxels(tmp_path, context):
+    """Also with a 2.5D checkpoint (one neighbour slice a side: 4 input channels)."""
+    ckpt = candidate_is_lad_checkpoint(tmp_path / "model.ckpt", context=context)
     scan = _scan(tmp_path / "scan")
     out = tmp_path / "out"
     assert main([str(scan), "--ckpt", str(ckpt), "--out", str(out), "--device", "cpu"]) == 0
     (json_path,) = out.glob("scan-*.json")
     report = json.loads(json_path.read_text())
     assert report["model"]["spacing_mm"] == TRAINED_MM
+    assert torch.load(ckpt, weights_only=True)["state_dict"]["net.nodes.x_0_0.0.weight"].shape[
+        1
+    ] == (2 + 2 * context)
     # By hand, native voxels: area (px * 0.25 mm²) * weight(max HU) * slice spacing / 3.
     pixel_mm2 = NATIVE_MM * NATIVE_MM
     factor = SLICE_MM / 3.0
