@@ -48,6 +48,7 @@ from cac_lightning.data.datasets import SliceDataset
 from cac_lightning.data.samplers import (
     BalancedSliceSampler,
     bright_negative_slices,
+    bright_positive_slices,
     hard_negative_slices,
 )
 from cac_lightning.data.transforms import DEFAULT_THRESHOLD_HU, DEFAULT_WINDOW, AugmentConfig
@@ -127,6 +128,10 @@ class CACDataModule(pl.LightningDataModule):
             the negative slices with the densest unlabelled >= threshold pixel, e.g. stents and
             wires); default 0.
         bright_negative_quantile: share of the training negatives flagged bright; default 0.05.
+        bright_positive_fraction: share of the training epoch's positive slices drawn from the
+            bright positives (:func:`~cac_lightning.data.samplers.bright_positive_slices`: the
+            positive slices with the densest labelled calcium); default 0.
+        bright_positive_quantile: share of the training positives flagged bright; default 0.05.
         samples_per_epoch: training slices per epoch (all ranks); default (None)
             the number of training slices, the paper's epoch. A smaller number is
             an explicit choice (CPU recipes).
@@ -172,6 +177,8 @@ class CACDataModule(pl.LightningDataModule):
         hard_negative_quantile: float = 0.25,
         bright_negative_fraction: float = 0.0,
         bright_negative_quantile: float = 0.05,
+        bright_positive_fraction: float = 0.0,
+        bright_positive_quantile: float = 0.05,
         samples_per_epoch: int | None = None,
         window: tuple[float, float] = DEFAULT_WINDOW,
         threshold_hu: float = DEFAULT_THRESHOLD_HU,
@@ -205,6 +212,8 @@ class CACDataModule(pl.LightningDataModule):
                     hard_negative_quantile=hard_negative_quantile,
                     bright_negative_fraction=bright_negative_fraction,
                     bright_negative_quantile=bright_negative_quantile,
+                    bright_positive_fraction=bright_positive_fraction,
+                    bright_positive_quantile=bright_positive_quantile,
                     samples_per_epoch=samples_per_epoch,
                     window=window,
                     threshold_hu=threshold_hu,
@@ -234,6 +243,8 @@ class CACDataModule(pl.LightningDataModule):
         self.hard_negative_quantile = float(hard_negative_quantile)
         self.bright_negative_fraction = float(bright_negative_fraction)
         self.bright_negative_quantile = float(bright_negative_quantile)
+        self.bright_positive_fraction = float(bright_positive_fraction)
+        self.bright_positive_quantile = float(bright_positive_quantile)
         if not 0.0 <= self.hard_negative_fraction <= 1.0:
             raise InputError(
                 f"hard_negative_fraction must be in [0, 1], got {hard_negative_fraction}"
@@ -243,7 +254,15 @@ class CACDataModule(pl.LightningDataModule):
                 "bright_negative_fraction must be in [0, 1 - hard_negative_fraction], got "
                 f"{bright_negative_fraction}"
             )
-        for name in ("hard_negative_quantile", "bright_negative_quantile"):
+        if not 0.0 <= self.bright_positive_fraction <= 1.0:
+            raise InputError(
+                f"bright_positive_fraction must be in [0, 1], got {bright_positive_fraction}"
+            )
+        for name in (
+            "hard_negative_quantile",
+            "bright_negative_quantile",
+            "bright_positive_quantile",
+        ):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         self.samples_per_epoch = int(samples_per_epoch) if samples_per_epoch else None
@@ -450,6 +469,14 @@ class CACDataModule(pl.LightningDataModule):
         if self.bright_negative_fraction > 0:
             bright = bright_negative_slices(ds.scans, ds.thresholds, self.bright_negative_quantile)
             log.info("bright-negative training slices: %d of %d", int(bright.sum()), bright.size)
+        bright_pos = None
+        if self.bright_positive_fraction > 0:
+            bright_pos = bright_positive_slices(ds.scans, self.bright_positive_quantile)
+            log.info(
+                "bright-positive training slices: %d of %d",
+                int(bright_pos.sum()),
+                ds.positive.sum(),
+            )
         sampler = BalancedSliceSampler(
             ds.positive,
             num_samples=self.samples_per_epoch,
@@ -460,6 +487,8 @@ class CACDataModule(pl.LightningDataModule):
             hard_fraction=self.hard_negative_fraction,
             bright=bright,
             bright_fraction=self.bright_negative_fraction,
+            bright_positive=bright_pos,
+            bright_positive_fraction=self.bright_positive_fraction,
         )
         return self._loader(ds, sampler)
 

@@ -26,6 +26,12 @@ draw comes first from the flagged slices, the hard share then from the other har
 pixel is among the brightest: metal (stents, wires, clips) and the densest bone, small in area,
 so the area rule rarely flags them (a stented scan of the demo cohort: 4-6 slices, none flagged
 by area).
+
+Bright positives: with ``bright_positive`` flags and ``bright_positive_fraction`` > 0 that share
+of the positive draw comes from the flagged positive slices, the rest from the other positives.
+:func:`bright_positive_slices` flags the positive slices whose densest labelled calcium pixel is
+among the brightest: dense plaque, which the bright negatives (metal of the same density) would
+otherwise teach the network to call background.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ from cac_lightning.errors import InputError
 __all__ = [
     "BalancedSliceSampler",
     "bright_negative_slices",
+    "bright_positive_slices",
     "dense_negative_area",
     "dense_negative_peak",
+    "labelled_peak",
     "hard_negative_slices",
 ]
 
@@ -102,6 +110,52 @@ def dense_negative_peak(hu: np.ndarray, labels: np.ndarray, threshold_hu: float)
         block = np.where(cand, block, 0.0)
         out[z : z + step] = block.reshape(block.shape[0], -1).max(axis=1, initial=0.0)
     return out
+
+
+def labelled_peak(hu: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per slice, the highest HU among labelled (calcium) pixels, else 0.
+
+    Args:
+        hu: (z, y, x) HU (a memmap is read slice block by slice block).
+        labels: (z, y, x) calcium labels, 0 = none.
+
+    Returns:
+        (z,) float64 peaks; 0 on a slice without a labelled pixel.
+    """
+    out = np.empty(hu.shape[0], dtype=np.float64)
+    step = 16
+    for z in range(0, hu.shape[0], step):
+        block = np.asarray(hu[z : z + step], dtype=np.float64)
+        block = np.where(np.asarray(labels[z : z + step]) > 0, block, 0.0)
+        out[z : z + step] = block.reshape(block.shape[0], -1).max(axis=1, initial=0.0)
+    return out
+
+
+def bright_positive_slices(scans: Sequence, quantile: float = 0.05) -> np.ndarray:
+    """Flag the positive slices holding the densest labelled calcium.
+
+    A positive slice is "bright" when its :func:`labelled_peak` is in the top ``quantile`` of
+    all positive slices of ``scans``.
+
+    Args:
+        scans: cached scans (``hu``, ``labels``, ``positive``), in the order of the dataset's
+            slices.
+        quantile: share of the positive slices flagged, in (0, 1].
+
+    Returns:
+        (total slices,) bool, False on every negative slice.
+    """
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"bright-positive quantile must be in (0, 1], got {quantile}")
+    peaks = [labelled_peak(s.hu, s.labels) for s in scans]
+    value = np.concatenate(peaks) if peaks else np.zeros(0)
+    pos = (
+        np.concatenate([np.asarray(s.positive, dtype=bool) for s in scans]) if scans else value > 0
+    )
+    if not pos.any():
+        return np.zeros(value.size, dtype=bool)
+    cut = float(np.quantile(value[pos], 1.0 - quantile))
+    return pos & (value > 0) & (value >= cut)
 
 
 def _negative_flags(
@@ -208,6 +262,12 @@ class BalancedSliceSampler(Sampler):
         hard_fraction: share of the negative draw taken from the hard negatives, the rest
             from the other negatives; default 0 (plain draw). With no hard (or no other)
             negative slice, all negatives are drawn alike (with a warning).
+        bright: (N,) bool bright-negative flags (:func:`bright_negative_slices`).
+        bright_fraction: share of the negative draw taken first from them; default 0.
+        bright_positive: (N,) bool bright-positive flags (:func:`bright_positive_slices`);
+            flags on negative slices are ignored.
+        bright_positive_fraction: share of the positive draw taken from them, the rest from
+            the other positives; default 0 (the plain positive draw, exactly).
 
     Each rank takes every ``num_replicas``-th element of the shared draw, so the
     ranks' shares are disjoint, of equal length and together the whole draw.
@@ -229,6 +289,8 @@ class BalancedSliceSampler(Sampler):
         hard_fraction: float = 0.0,
         bright: Sequence[bool] | np.ndarray | None = None,
         bright_fraction: float = 0.0,
+        bright_positive: Sequence[bool] | np.ndarray | None = None,
+        bright_positive_fraction: float = 0.0,
     ) -> None:
         pos = np.asarray(positive, dtype=bool).reshape(-1)
         if pos.size == 0:
@@ -286,6 +348,23 @@ class BalancedSliceSampler(Sampler):
             else:
                 taken[self.hard_idx] = True
         self.easy_idx = np.flatnonzero(~pos & ~taken)
+        if not 0.0 <= bright_positive_fraction <= 1.0:
+            raise ValueError(
+                f"bright_positive_fraction must be in [0, 1], got {bright_positive_fraction}"
+            )
+        self.bright_positive_fraction = float(bright_positive_fraction)
+        self.bright_pos_idx, self.other_pos_idx = empty, self.pos_idx
+        if self.bright_positive_fraction > 0:
+            flags = self._flags(bright_positive, pos, "bright_positive")
+            self.bright_pos_idx = np.flatnonzero(flags & pos)
+            self.other_pos_idx = np.flatnonzero(~flags & pos)
+            if self.bright_pos_idx.size == 0 or self.other_pos_idx.size == 0:
+                log.warning(
+                    "%d bright of %d positive slices: bright_positive_fraction %.2f ignored",
+                    self.bright_pos_idx.size, self.pos_idx.size, bright_positive_fraction,
+                )  # fmt: skip
+                self.bright_positive_fraction = 0.0
+                self.bright_pos_idx, self.other_pos_idx = empty, self.pos_idx
         if num_samples is None:
             num_samples = int(pos.size)
         if num_samples < 1:
@@ -300,7 +379,7 @@ class BalancedSliceSampler(Sampler):
     @staticmethod
     def _flags(flags, pos: np.ndarray, name: str) -> np.ndarray:
         if flags is None:
-            raise ValueError(f"{name}_fraction > 0 needs the {name}-negative flags ({name})")
+            raise ValueError(f"{name}_fraction > 0 needs the {name} slice flags ({name}=)")
         out = np.asarray(flags, dtype=bool).reshape(-1)
         if out.size != pos.size:
             raise ValueError(f"{name} has {out.size} flags for {pos.size} slices")
@@ -321,7 +400,16 @@ class BalancedSliceSampler(Sampler):
         rng = np.random.default_rng([self.seed, epoch])
         n_pos = int(math.floor(self.total * self.pos_fraction + 0.5))
         n_neg = self.total - n_pos
-        pos = _quota(rng, self.pos_idx, n_pos)  # first: the plain draw's order of draws
+        if self.bright_positive_fraction > 0:
+            n_bp = int(math.floor(n_pos * self.bright_positive_fraction + 0.5))
+            pos = np.concatenate(
+                [
+                    _quota(rng, self.bright_pos_idx, n_bp),
+                    _quota(rng, self.other_pos_idx, n_pos - n_bp),
+                ]
+            )
+        else:
+            pos = _quota(rng, self.pos_idx, n_pos)  # first: the plain draw's order of draws
         if self.hard_fraction > 0 or self.bright_fraction > 0:
             n_bright = int(math.floor(n_neg * self.bright_fraction + 0.5))
             n_hard = int(math.floor(n_neg * self.hard_fraction + 0.5))

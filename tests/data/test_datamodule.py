@@ -327,3 +327,30 @@ def test_bright_negative_fraction_reaches_the_training_sampler(tmp_path):
         CACDataModule(str(root), hard_negative_fraction=0.9, bright_negative_fraction=0.2)
     with pytest.raises(InputError, match="bright_negative_quantile"):
         CACDataModule(str(root), bright_negative_quantile=0.0)
+
+
+def test_bright_positive_fraction_reaches_the_training_sampler(tmp_path):
+    """Scan a's first calcified slice gets one 1,500 HU plaque pixel (the others peak at 350):
+    it is the bright positive, drawn for half of the positives."""
+    root = tmp_path / "data"
+    write_cohort(root)
+    hu = sitk.GetArrayFromImage(sitk.ReadImage(str(root / "a.nii.gz")))
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(root / "a_label.nii.gz")))
+    z = int(np.flatnonzero(labels.any(axis=(1, 2)))[0])
+    hu[z, 13, 5] = 1500
+    _write(hu, root / "a.nii.gz")
+    kwargs = dict(batch_size=2, samples_per_epoch=40, seed=0)
+    dm = CACDataModule(
+        str(root), bright_positive_fraction=0.5, bright_positive_quantile=0.3, **kwargs
+    )
+    sampler = dm.train_dataloader().sampler
+    ds = dm._dataset(["train"])
+    assert sampler.bright_pos_idx.tolist() == [z]
+    assert ds.positive[sampler.bright_pos_idx].all()
+    idx = np.array([i for i, _ in sampler])
+    pos = idx[ds.positive[idx]]
+    assert np.isin(pos, sampler.bright_pos_idx).sum() == int(np.floor(pos.size * 0.5 + 0.5))
+    with pytest.raises(InputError, match="bright_positive_fraction"):
+        CACDataModule(str(root), bright_positive_fraction=-0.1)
+    with pytest.raises(InputError, match="bright_positive_quantile"):
+        CACDataModule(str(root), bright_positive_quantile=1.5)

@@ -262,3 +262,43 @@ def test_bright_negative_slices_rank_the_densest_unlabelled_pixel():
         True, False, False, False,
     ]  # fmt: skip
     assert not bright_negative_slices([scan], [2000.0]).any()
+
+
+def test_bright_positive_share_of_the_positive_draw():
+    """A quarter of the positive draw comes from the two bright positives; negatives unchanged."""
+    bright = np.zeros(100, dtype=bool)
+    bright[[0, 10, 15]] = True  # 15 is negative: ignored
+    s = BalancedSliceSampler(
+        POSITIVE, num_samples=80, bright_positive=bright, bright_positive_fraction=0.25, seed=3
+    )
+    idx, _ = s.draw()
+    counts = Counter(int(i) for i in idx)
+    assert counts[0] + counts[10] == 10 and 15 not in counts  # 0.25 of 40 positives
+    assert sum(POSITIVE[i] for i in idx) == 40
+    plain = BalancedSliceSampler(POSITIVE, num_samples=80, seed=3)
+    zero = BalancedSliceSampler(
+        POSITIVE, num_samples=80, seed=3, bright_positive=bright, bright_positive_fraction=0.0
+    )
+    assert np.array_equal(zero.draw()[0], plain.draw()[0])
+    with pytest.raises(ValueError, match="bright_positive_fraction"):
+        BalancedSliceSampler(POSITIVE, bright_positive=bright, bright_positive_fraction=1.5)
+    with pytest.raises(ValueError, match="bright_positive slice flags"):
+        BalancedSliceSampler(POSITIVE, bright_positive_fraction=0.2)
+
+
+def test_bright_positive_slices_rank_the_densest_labelled_pixel():
+    import types
+
+    from cac_lightning.data.samplers import bright_positive_slices
+
+    hu = np.full((4, 8, 8), 40, np.int16)
+    labels = np.zeros((4, 8, 8), np.uint8)
+    hu[0, 1, 1], labels[0, 1, 1] = 1200, 2  # dense plaque, one pixel
+    hu[1, 2:6, 2:6], labels[1, 2:6, 2:6] = 300, 1  # large and faint
+    hu[2, 3, 3] = 1900  # metal, unlabelled: slice 2 is negative
+    hu[3, 4, 4], labels[3, 4, 4] = 500, 4
+    scan = types.SimpleNamespace(hu=hu, labels=labels, positive=labels.any(axis=(1, 2)))
+    assert bright_positive_slices([scan], quantile=0.5).tolist() == [True, False, False, True]
+    assert bright_positive_slices([scan], quantile=0.01).tolist() == [True, False, False, False]
+    with pytest.raises(ValueError, match="quantile"):
+        bright_positive_slices([scan], quantile=0.0)
