@@ -102,12 +102,16 @@ def dense_negative_peak(hu: np.ndarray, labels: np.ndarray, threshold_hu: float)
     Returns:
         (z,) float64 peaks; 0 on a slice without such a pixel.
     """
+    return _slice_peaks(hu, labels, lambda block, lab: (block >= threshold_hu) & (lab == 0))
+
+
+def _slice_peaks(hu: np.ndarray, labels: np.ndarray, where) -> np.ndarray:
+    """Per slice, the highest HU among the pixels ``where(hu_block, label_block)``, else 0."""
     out = np.empty(hu.shape[0], dtype=np.float64)
     step = 16
     for z in range(0, hu.shape[0], step):
         block = np.asarray(hu[z : z + step], dtype=np.float64)
-        cand = (block >= threshold_hu) & (np.asarray(labels[z : z + step]) == 0)
-        block = np.where(cand, block, 0.0)
+        block = np.where(where(block, np.asarray(labels[z : z + step])), block, 0.0)
         out[z : z + step] = block.reshape(block.shape[0], -1).max(axis=1, initial=0.0)
     return out
 
@@ -122,13 +126,7 @@ def labelled_peak(hu: np.ndarray, labels: np.ndarray) -> np.ndarray:
     Returns:
         (z,) float64 peaks; 0 on a slice without a labelled pixel.
     """
-    out = np.empty(hu.shape[0], dtype=np.float64)
-    step = 16
-    for z in range(0, hu.shape[0], step):
-        block = np.asarray(hu[z : z + step], dtype=np.float64)
-        block = np.where(np.asarray(labels[z : z + step]) > 0, block, 0.0)
-        out[z : z + step] = block.reshape(block.shape[0], -1).max(axis=1, initial=0.0)
-    return out
+    return _slice_peaks(hu, labels, lambda block, lab: lab > 0)
 
 
 def bright_positive_slices(scans: Sequence, quantile: float = 0.05) -> np.ndarray:
