@@ -36,13 +36,12 @@ class RecordDataGeometry(Callback):
         if summary is not None:
             geometry = DataGeometry.from_dict(summary())
             pl_module.hparams["data_geometry"] = geometry.to_dict() if geometry else None
+        spec = InputSpec.from_dict(pl_module.hparams.get("input"))
         threshold = getattr(dm, "input_threshold", None)
         if threshold is not None:
-            spec = InputSpec.from_dict(pl_module.hparams.get("input"))
             spec = dataclasses.replace(spec, threshold=threshold())
             pl_module.hparams["input"] = spec.to_dict()
         context = getattr(dm, "context_slices", None)
-        spec = InputSpec.from_dict(pl_module.hparams.get("input"))
         if context is not None and int(context) != spec.context:
             raise CACError(
                 f"the data gives {context} context slices a side but the network was built "

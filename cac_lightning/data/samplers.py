@@ -143,35 +143,31 @@ def bright_positive_slices(scans: Sequence, quantile: float = 0.05) -> np.ndarra
     Returns:
         (total slices,) bool, False on every negative slice.
     """
-    if not 0.0 < quantile <= 1.0:
-        raise ValueError(f"bright-positive quantile must be in (0, 1], got {quantile}")
     peaks = [labelled_peak(s.hu, s.labels) for s in scans]
-    value = np.concatenate(peaks) if peaks else np.zeros(0)
-    pos = (
-        np.concatenate([np.asarray(s.positive, dtype=bool) for s in scans]) if scans else value > 0
-    )
-    if not pos.any():
-        return np.zeros(value.size, dtype=bool)
-    cut = float(np.quantile(value[pos], 1.0 - quantile))
-    return pos & (value > 0) & (value >= cut)
+    positive = [np.asarray(s.positive, dtype=bool) for s in scans]
+    return _top_flags(peaks, positive, quantile, "bright-positive")
 
 
 def _negative_flags(
     scans: Sequence, thresholds: Sequence[float], quantile: float, measure
 ) -> np.ndarray:
     """Negative slices whose ``measure(scan, threshold)`` is in the top ``quantile``."""
+    values = [measure(scan, float(thr)) for scan, thr in zip(scans, thresholds, strict=True)]
+    negative = [~np.asarray(scan.positive, dtype=bool) for scan in scans]
+    return _top_flags(values, negative, quantile, "hard-negative")
+
+
+def _top_flags(values: list, members: list, quantile: float, what: str) -> np.ndarray:
+    """Per slice: a member (of the pooled ``members`` masks) whose value (> 0) is in the top
+    ``quantile`` of the members' values."""
     if not 0.0 < quantile <= 1.0:
-        raise ValueError(f"hard-negative quantile must be in (0, 1], got {quantile}")
-    values, negative = [], []
-    for scan, thr in zip(scans, thresholds, strict=True):
-        values.append(measure(scan, float(thr)))
-        negative.append(~np.asarray(scan.positive, dtype=bool))
+        raise ValueError(f"{what} quantile must be in (0, 1], got {quantile}")
     value = np.concatenate(values) if values else np.zeros(0)
-    neg = np.concatenate(negative) if negative else np.zeros(0, dtype=bool)
-    found = neg & (value > 0)
+    member = np.concatenate(members) if members else np.zeros(0, dtype=bool)
+    found = member & (value > 0)
     if not found.any():
         return np.zeros(value.size, dtype=bool)
-    cut = float(np.quantile(value[neg], 1.0 - quantile))
+    cut = float(np.quantile(value[member], 1.0 - quantile))
     return found & (value >= cut)
 
 
